@@ -1,0 +1,214 @@
+"""Address spaces: a root region seen through its current flat view, and the access entry points.
+
+Three flavours of each access:
+
+* ``read`` / ``write`` — synchronous; for trees whose ops are plain functions. Reaching ops that
+  answer with a coroutine raises ``AsyncOpsError``.
+* ``read_async`` / ``write_async`` — coroutines; work with every kind of ops.
+* ``dispatch_read`` / ``dispatch_write`` — the seam the server uses: they return the result
+  directly when nothing needed awaiting (always the case for RAM and ROM) and a coroutine
+  otherwise, so the common case costs no task, no future and no event-loop turn.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .access import MASK64, MEMTXATTRS_UNSPECIFIED, MemTxAttrs, MemTxResult
+from .dispatch import read_loop, run_sync, write_loop
+from .errors import AsyncOpsError, InvalidArgumentError
+from .flatview import EMPTY_VIEW, FlatView
+from .listener import MemoryListener, MemoryRegionSection, notify
+
+if TYPE_CHECKING:
+    from .region import MemoryRegion
+    from .system import MemorySystem
+
+_RESULTS = tuple(MemTxResult(i) for i in range(8))
+_OK = MemTxResult.OK
+
+
+class ReadResult(NamedTuple):
+    """Bytes read (always ``length`` of them, zeros where nothing answered) and the result."""
+
+    data: bytes
+    result: MemTxResult
+
+
+def _as_read_result(value: tuple[bytes, int]) -> ReadResult:
+    return ReadResult(value[0], _RESULTS[value[1] & 7])
+
+
+def _check(addr: int, length: int) -> None:
+    if type(addr) is not int or not 0 <= addr <= MASK64:
+        raise InvalidArgumentError(f"address {addr!r} is not in 0..2**64-1")
+    if type(length) is not int or length < 0:
+        raise InvalidArgumentError(f"length {length!r} is not a non-negative integer")
+
+
+def _as_bytes(data: Any) -> bytes:
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise InvalidArgumentError(f"data must be bytes, not {type(data).__name__}")
+
+
+class AddressSpace:
+    """A named view of a region tree (QEMU's ``AddressSpace``); create with
+    ``MemorySystem.address_space``."""
+
+    __slots__ = ("current_map", "listeners", "name", "root", "system")
+
+    def __init__(self, system: MemorySystem, name: str, root: MemoryRegion) -> None:
+        self.system = system
+        self.name = name
+        self.root = root
+        self.current_map: FlatView = EMPTY_VIEW
+        self.listeners: list[MemoryListener] = []
+
+    def __repr__(self) -> str:
+        return f"<AddressSpace {self.name!r} root={self.root.name!r}>"
+
+    @property
+    def flatview(self) -> FlatView:
+        """The view accesses use now (the old one until an open transaction commits)."""
+        return self.current_map
+
+    # -- accesses -----------------------------------------------------------------------------
+
+    def dispatch_read(
+        self, addr: int, length: int, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
+    ) -> ReadResult | Coroutine[Any, Any, ReadResult]:
+        """Read ``length`` bytes at ``addr``: a ``ReadResult``, or a coroutine resolving to one
+        when MMIO ops had to be awaited."""
+        if type(addr) is not int or type(length) is not int or addr < 0 or length < 0:
+            _check(addr, length)
+        fv = self.current_map
+        i = bisect_right(fv.starts, addr) - 1
+        if i >= 0 and length > 0:
+            fr = fv.ranges[i]
+            if addr + length <= fr.end:
+                mr = fr.mr
+                if mr.ram or (mr.rom_device and mr.romd_mode and not attrs.memory):
+                    off = fr.offset + addr - fr.start
+                    data = mr.backing[off : off + length]  # type: ignore[index]
+                    if len(data) == length:
+                        return ReadResult(data, _OK)
+        _check(addr, length)
+        if length == 0:
+            return ReadResult(b"", _OK)
+        out = run_sync(read_loop(fv, addr, length, attrs, self.system.native_big))
+        if type(out) is tuple:
+            return _as_read_result(out)
+        return _finish_read(out)
+
+    def dispatch_write(
+        self, addr: int, data: bytes, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
+    ) -> MemTxResult | Coroutine[Any, Any, MemTxResult]:
+        """Write ``data`` at ``addr``: the result, or a coroutine resolving to it."""
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        if type(addr) is not int or addr < 0:
+            _check(addr, 0)
+        fv = self.current_map
+        length = len(data)
+        i = bisect_right(fv.starts, addr) - 1
+        if i >= 0 and length > 0:
+            fr = fv.ranges[i]
+            if addr + length <= fr.end:
+                mr = fr.mr
+                if mr.ram and not mr.readonly:
+                    off = fr.offset + addr - fr.start
+                    backing = mr.backing
+                    if off + length <= len(backing):  # type: ignore[arg-type]
+                        backing[off : off + length] = data  # type: ignore[index]
+                        return _OK
+        _check(addr, length)
+        if length == 0:
+            return _OK
+        out = run_sync(write_loop(fv, addr, data, attrs, self.system.native_big))
+        if type(out) is int:
+            return _RESULTS[out & 7]
+        return _finish_write(out)
+
+    def read(
+        self, addr: int, length: int, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
+    ) -> ReadResult:
+        """Read synchronously (QEMU's ``address_space_read``)."""
+        out = self.dispatch_read(addr, length, attrs)
+        if type(out) is ReadResult:
+            return out
+        out.close()  # type: ignore[union-attr]
+        raise AsyncOpsError(
+            f"reading {length} bytes at {addr:#x} in {self.name!r} reached coroutine ops; "
+            "use read_async"
+        )
+
+    def write(
+        self, addr: int, data: bytes, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
+    ) -> MemTxResult:
+        """Write synchronously (QEMU's ``address_space_write``)."""
+        out = self.dispatch_write(addr, data, attrs)
+        if isinstance(out, MemTxResult):
+            return out
+        out.close()
+        raise AsyncOpsError(
+            f"writing {len(data)} bytes at {addr:#x} in {self.name!r} reached coroutine ops; "
+            "use write_async"
+        )
+
+    async def read_async(
+        self, addr: int, length: int, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
+    ) -> ReadResult:
+        """Read, awaiting coroutine ops as needed."""
+        out = self.dispatch_read(addr, length, attrs)
+        if type(out) is ReadResult:
+            return out
+        return await out  # type: ignore[misc]
+
+    async def write_async(
+        self, addr: int, data: bytes, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
+    ) -> MemTxResult:
+        """Write, awaiting coroutine ops as needed."""
+        out = self.dispatch_write(addr, data, attrs)
+        if isinstance(out, MemTxResult):
+            return out
+        return await out
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    def register_listener(self, listener: MemoryListener) -> None:
+        """Attach ``listener`` and replay the current view to it as ``region_add`` calls."""
+        if listener in self.system._listeners:
+            raise InvalidArgumentError("this listener is already registered")
+        i = len(self.listeners)
+        while i > 0 and self.listeners[i - 1].priority > listener.priority:
+            i -= 1
+        self.listeners.insert(i, listener)
+        self.system._add_listener(listener)
+        notify([listener], "begin")
+        for fr in self.current_map.ranges:
+            section = MemoryRegionSection.of(self, fr)
+            notify([listener], "region_add", section)
+        notify([listener], "commit")
+
+    def unregister_listener(self, listener: MemoryListener) -> None:
+        """Detach ``listener``, replaying the teardown as ``region_del`` calls."""
+        if listener not in self.listeners:
+            raise InvalidArgumentError("this listener is not registered on this address space")
+        notify([listener], "begin")
+        for fr in self.current_map.ranges:
+            section = MemoryRegionSection.of(self, fr)
+            notify([listener], "region_del", section)
+        notify([listener], "commit")
+        self.listeners.remove(listener)
+        self.system._remove_listener(listener)
+
+
+async def _finish_read(coro: Coroutine[Any, Any, tuple[bytes, int]]) -> ReadResult:
+    return _as_read_result(await coro)
+
+
+async def _finish_write(coro: Coroutine[Any, Any, int]) -> MemTxResult:
+    return _RESULTS[(await coro) & 7]

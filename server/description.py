@@ -1,0 +1,415 @@
+"""Machine descriptions: the YAML format, its JSON Schema, and errors that name the bad field.
+
+A description lists address spaces and region trees::
+
+    endianness: little
+    address_spaces:
+      - {name: memory, root: system}
+    regions:
+      - name: system
+        kind: container
+        size: 0x10000000000000000
+        subregions:
+          - {name: ram-below-4g, kind: alias, target: pc.ram, offset: 0, size: 0x20000000}
+      - {name: pc.ram, kind: ram, size: 512 MiB}
+
+Parsing is done by pydantic models (one per region kind, chosen by ``kind``); every error is
+reported as ``path: message`` with the path written the way a person points into the file
+(``regions[0].subregions[3].size``), plus the line and column when the text came from YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from .access import MASK64, TWO64
+
+# -- scalar types ----------------------------------------------------------------------------
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kb": 1 << 10,
+    "kib": 1 << 10,
+    "m": 1 << 20,
+    "mb": 1 << 20,
+    "mib": 1 << 20,
+    "g": 1 << 30,
+    "gb": 1 << 30,
+    "gib": 1 << 30,
+    "t": 1 << 40,
+    "tb": 1 << 40,
+    "tib": 1 << 40,
+    "p": 1 << 50,
+    "pb": 1 << 50,
+    "pib": 1 << 50,
+    "e": 1 << 60,
+    "eb": 1 << 60,
+    "eib": 1 << 60,
+}
+_SIZE_RE = re.compile(r"^\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*)\s*([A-Za-z]*)\s*$")
+_POW_RE = re.compile(r"^\s*2\s*\*\*\s*([0-9]+)\s*$")
+
+
+def parse_size(value: Any) -> int:
+    """An integer, or a string such as ``"512 MiB"``, ``"4K"``, ``"0x1000"`` or ``"2**64"``.
+
+    Units are binary (K = KiB = 1024), as in QEMU's ``-m``.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        m = _POW_RE.match(value)
+        if m:
+            return 1 << int(m.group(1))
+        m = _SIZE_RE.match(value)
+        if m and m.group(2).lower() in _UNITS:
+            return int(m.group(1), 0) * _UNITS[m.group(2).lower()]
+        raise ValueError(
+            f"{value!r} is not a size (use an integer or a number with a unit: "
+            '"4K", "512 MiB", "0x1000", "2**64")'
+        )
+    raise ValueError(f"expected a size, got {type(value).__name__} {value!r}")
+
+
+def parse_u64(value: Any) -> int:
+    n = parse_size(value)
+    if not 0 <= n <= MASK64:
+        raise ValueError(f"{value!r} is outside 0..2**64-1")
+    return n
+
+
+def parse_region_size(value: Any) -> int:
+    n = parse_size(value)
+    if not 0 <= n <= TWO64:
+        raise ValueError(f"{value!r} is outside 0..2**64")
+    return n
+
+
+_SIZE_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": _SIZE_RE.pattern + "|" + _POW_RE.pattern},
+    ]
+}
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_region_size),
+    WithJsonSchema({**_SIZE_SCHEMA, "description": 'bytes, 0..2**64; e.g. 4096, "4K", "512 MiB"'}),
+]
+U64 = Annotated[
+    int,
+    BeforeValidator(parse_u64),
+    WithJsonSchema({**_SIZE_SCHEMA, "description": "0..2**64-1, integer or string"}),
+]
+Priority = Annotated[int, Field(ge=-(1 << 31), le=(1 << 31) - 1)]
+AccessSize = Literal[0, 1, 2, 4, 8]
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AccessSpec(_Strict):
+    """Access sizes in bytes; 0 means unset (QEMU: valid.max 0 accepts any size; impl 1..4)."""
+
+    min: AccessSize = 0
+    max: AccessSize = 0
+    unaligned: bool = False
+
+    @model_validator(mode="after")
+    def _order(self) -> AccessSpec:
+        if self.min and self.max and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class _RegionBase(_Strict):
+    name: str = Field(description="printed name; need not be unique")
+    id: str | None = Field(None, description="unique id; defaults to the name")
+    addr: U64 = Field(0, description="offset inside the parent (top level: the region's own addr)")
+    priority: Priority = 0
+    enabled: bool = True
+    readonly: bool = Field(False, description="QEMU's readonly flag (flat ranges below print rom)")
+    nonvolatile: bool = Field(False, description="QEMU's nonvolatile flag (printed nv-)")
+    subregions: list[Region] = Field(
+        default_factory=list, description="added in this order; later ones win ties"
+    )
+
+    @property
+    def key(self) -> str:
+        return self.id if self.id is not None else self.name
+
+
+class ContainerSpec(_RegionBase):
+    """Holds subregions; holes stay holes."""
+
+    kind: Literal["container"]
+    size: Size
+
+
+class _BackedSpec(_RegionBase):
+    size: Size
+    file: str | None = Field(
+        None, description="initial contents (path relative to this file), zero-padded"
+    )
+
+
+class RamSpec(_BackedSpec):
+    """RAM: read and written directly."""
+
+    kind: Literal["ram"]
+
+
+class RomSpec(_BackedSpec):
+    """ROM: read directly; writes fail with MEMTX_DECODE_ERROR."""
+
+    kind: Literal["rom"]
+
+
+class _OpsSpec(_Strict):
+    valid: AccessSpec = Field(default_factory=AccessSpec, description="sizes the device accepts")
+    impl: AccessSpec = Field(default_factory=AccessSpec, description="sizes the device implements")
+    endianness: Literal["native", "little", "big"] = "native"
+
+    @model_validator(mode="after")
+    def _impl_unaligned(self) -> _OpsSpec:
+        if self.impl.unaligned and not self.valid.unaligned:
+            raise ValueError("impl.unaligned requires valid.unaligned")
+        return self
+
+
+class RomdSpec(_BackedSpec, _OpsSpec):
+    """ROM device: reads from its contents in ROMD mode, writes go to its ops."""
+
+    kind: Literal["romd"]
+    romd_mode: bool = True
+
+
+class MmioSpec(_RegionBase, _OpsSpec):
+    """I/O region served by ops; with none it answers as `unassigned` says."""
+
+    kind: Literal["mmio"]
+    size: Size
+    unassigned: Literal["memory", "io"] = Field(
+        "memory",
+        description="with no ops: memory = reads 0 and DECODE_ERROR; io = all-ones and OK",
+    )
+
+
+class AliasSpec(_RegionBase):
+    """A window of `size` bytes onto `target`, starting `offset` bytes into it."""
+
+    kind: Literal["alias"]
+    target: str = Field(description="id of the target region")
+    offset: U64 = 0
+    size: Size
+
+
+Region = Annotated[
+    ContainerSpec | RamSpec | RomSpec | RomdSpec | MmioSpec | AliasSpec,
+    Field(discriminator="kind"),
+]
+KINDS = ("container", "ram", "rom", "romd", "mmio", "alias")
+
+for _cls in (ContainerSpec, RamSpec, RomSpec, RomdSpec, MmioSpec, AliasSpec):
+    _cls.model_rebuild()
+
+
+class AddressSpaceSpec(_Strict):
+    name: str
+    root: str = Field(description="id of the root region")
+
+
+class MachineSpec(_Strict):
+    """A whole machine: its address spaces and region trees."""
+
+    endianness: Literal["little", "big"] = "little"
+    address_spaces: list[AddressSpaceSpec] = Field(default_factory=list)
+    regions: list[Region] = Field(
+        default_factory=list,
+        description="top-level regions: address-space roots and regions mapped nowhere",
+    )
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+Path_ = tuple[str | int, ...]
+
+
+def format_path(path: Path_) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+class DescriptionError(ValueError):
+    """A machine description is wrong; ``problems`` lists ``(path, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[Path_, str]], source: str = "", locate: Any = None):
+        self.problems = problems
+        self.source = source
+        lines = []
+        for path, message in problems:
+            where = ""
+            if locate is not None:
+                mark = locate(path)
+                if mark is not None:
+                    where = f"{mark[0] + 1}:{mark[1] + 1}: "
+            prefix = f"{source}:" if source else ""
+            lines.append(f"{prefix}{where}{format_path(path)}: {message}")
+        super().__init__("\n".join(lines))
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> Path_:
+    # Drop the discriminator tags pydantic inserts after a list index ("regions", 0, "ram", ...).
+    out: list[str | int] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and part in KINDS and i > 0 and isinstance(loc[i - 1], int):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "union_tag_invalid":
+        tag = err.get("ctx", {}).get("tag")
+        return f"kind {tag!r} is not one of {', '.join(KINDS)}"
+    if kind == "union_tag_not_found":
+        return f"kind is missing (one of {', '.join(KINDS)})"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if kind == "literal_error":
+        msg += f" (got {err.get('input')!r})"
+    return msg
+
+
+def _problem_path(err: dict[str, Any]) -> Path_:
+    path = _clean_loc(tuple(err["loc"]))
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        path = (*path, "kind")
+    return path
+
+
+def validate(data: Any, source: str = "", locate: Any = None) -> MachineSpec:
+    """Check parsed YAML/JSON against the schema; raise ``DescriptionError`` with every problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise DescriptionError([((), "a machine description is a mapping")], source, locate)
+    try:
+        return MachineSpec.model_validate(data)
+    except ValidationError as e:
+        problems = [(_problem_path(err), _message(err)) for err in e.errors()]
+        raise DescriptionError(problems, source, locate) from None
+
+
+def _yaml_locator(root: yaml.Node | None) -> Any:
+    def locate(path: Path_) -> tuple[int, int] | None:
+        node = root
+        if node is None:
+            return None
+        mark = node.start_mark
+        for part in path:
+            child = None
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                for k, v in node.value:
+                    if isinstance(k, yaml.ScalarNode) and k.value == part:
+                        child = v
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if 0 <= part < len(node.value):
+                    child = node.value[part]
+            if child is None:
+                break
+            node = child
+            mark = node.start_mark
+        return (mark.line, mark.column)
+
+    return locate
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (a silent overwrite hides mistakes)."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for k, _v in node.value:
+        key = loader.construct_object(k, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", k.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_text(text: str, source: str = "") -> tuple[MachineSpec, Any]:
+    """Parse YAML text; returns the spec and a locator from paths to (line, column)."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as e:
+        raise DescriptionError([((), f"not valid YAML: {e}")], source) from None
+    finally:
+        loader.dispose()
+    locate = _yaml_locator(node)
+    return validate(data, source, locate), locate
+
+
+def json_schema() -> str:
+    """The JSON Schema of the format, for editors (``mmiobus schema``)."""
+    schema = MachineSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mmiobus machine description"
+    return json.dumps(schema, indent=2, sort_keys=False) + "\n"
+
+
+def load_file_contents(spec_file: str, base_dir: Path, size: int) -> bytes:
+    path = Path(spec_file)
+    if not path.is_absolute():
+        path = base_dir / path
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"cannot read {str(path)!r}: {e.strerror or e}") from None
+    if len(data) > size:
+        raise ValueError(f"{str(path)!r} has {len(data)} bytes, more than the region's {size}")
+    return data

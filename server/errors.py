@@ -1,0 +1,35 @@
+"""Errors raised by the memory model.
+
+Every error carries the offending value so that the gRPC layer (and the command line) can say
+exactly what was wrong. QEMU asserts on most of these; we raise instead.
+"""
+
+from __future__ import annotations
+
+
+class MemoryModelError(Exception):
+    """Base class of every error the memory model raises on a bad request."""
+
+
+class InvalidArgumentError(MemoryModelError, ValueError):
+    """An argument is out of range or of the wrong kind (a size above 2**64, a negative address)."""
+
+
+class RegionInUseError(MemoryModelError):
+    """The region is already mapped in a container (QEMU allows one container per region)."""
+
+
+class NotMappedError(MemoryModelError):
+    """The region is not a subregion of the container it was to be removed from."""
+
+
+class CycleError(MemoryModelError):
+    """The change would make the region tree, or a chain of aliases, loop back on itself."""
+
+
+class TransactionError(MemoryModelError):
+    """A transaction was committed without having been begun."""
+
+
+class AsyncOpsError(MemoryModelError):
+    """A synchronous access reached MMIO ops that answer with a coroutine; use the async API."""

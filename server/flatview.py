@@ -1,0 +1,267 @@
+"""Flat views: what a region tree looks like from an address space, one range at a time.
+
+``render`` produces exactly the ranges of QEMU's ``render_memory_region`` followed by
+``flatview_simplify``. QEMU inserts each region's uncovered parts into a sorted array as it walks
+the tree, which costs O(n) per region; we walk the tree the same way but only record each
+terminating region's clipped span ("paint item") in precedence order, then resolve, for every
+elementary segment between two span boundaries, the first item that covers it. A union-find over
+the segments skips the ones already painted, so the whole render is O(n log n).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from .access import TWO64
+
+if TYPE_CHECKING:
+    from .region import MemoryRegion
+
+
+class FlatRange:
+    """A run of addresses that resolves to one terminal region (QEMU's ``FlatRange``).
+
+    ``start``/``end`` are address-space addresses (``end`` exclusive, at most 2**64);
+    ``offset`` is where ``start`` falls inside ``mr``. ``rbuf``/``wbuf`` are the backing store
+    when reads/writes are direct (RAM, ROM reads, ROM-device reads in ROMD mode), else ``None``.
+    """
+
+    __slots__ = (
+        "end",
+        "mr",
+        "nonvolatile",
+        "offset",
+        "rbuf",
+        "readonly",
+        "romd_mode",
+        "start",
+        "unmergeable",
+        "wbuf",
+    )
+
+    def __init__(
+        self,
+        start: int,
+        end: int,
+        mr: MemoryRegion,
+        offset: int,
+        readonly: bool,
+        nonvolatile: bool,
+        unmergeable: bool,
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.mr = mr
+        self.offset = offset
+        self.readonly = readonly
+        self.nonvolatile = nonvolatile
+        self.unmergeable = unmergeable
+        self.romd_mode = mr.romd_mode
+        direct_read = (mr.ram and mr.backing is not None) or (mr.rom_device and mr.romd_mode)
+        self.rbuf = mr.backing if direct_read else None
+        self.wbuf = mr.backing if (mr.ram and not mr.readonly) else None
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def key(self) -> tuple[int, int, int, int, bool, bool, bool, bool]:
+        """What QEMU's ``flatrange_equal`` compares (region identity included)."""
+        return (
+            id(self.mr),
+            self.start,
+            self.end,
+            self.offset,
+            self.romd_mode,
+            self.readonly,
+            self.nonvolatile,
+            self.unmergeable,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<FlatRange {self.start:#x}-{self.end - 1:#x} {self.mr.name!r} "
+            f"@{self.offset:#x}{' ro' if self.readonly else ''}>"
+        )
+
+
+class FlatView:
+    """The sorted, non-overlapping ranges of one rendered tree; ``root`` is where rendering
+    started (QEMU's flat-view root, possibly below the address space's root), or ``None``."""
+
+    __slots__ = ("ranges", "root", "starts")
+
+    def __init__(self, root: MemoryRegion | None, ranges: list[FlatRange]) -> None:
+        self.root = root
+        self.ranges = ranges
+        self.starts = [fr.start for fr in ranges]
+
+    def lookup(self, addr: int) -> FlatRange | None:
+        """The range containing ``addr``, by binary search; ``None`` for a hole."""
+        i = bisect_right(self.starts, addr) - 1
+        if i >= 0:
+            fr = self.ranges[i]
+            if addr < fr.end:
+                return fr
+        return None
+
+    def __iter__(self) -> Iterator[FlatRange]:
+        return iter(self.ranges)
+
+    def __len__(self) -> int:
+        return len(self.ranges)
+
+
+EMPTY_VIEW = FlatView(None, [])
+
+
+def flatview_root(mr: MemoryRegion | None) -> MemoryRegion | None:
+    """The region QEMU actually renders for an address space rooted at ``mr``.
+
+    Walks down through an alias that shows its whole target from offset 0, and through a pure
+    container whose only enabled child sits at 0 and fits, so that address spaces that differ
+    only by such wrappers share one flat view (QEMU's ``memory_region_get_flatview_root``).
+    ``None`` means the empty view: the root (or what it reduces to) is disabled, or a container
+    with no enabled child.
+    """
+    while mr is not None and mr.enabled:
+        if mr.alias is not None:
+            if mr.alias_offset == 0 and mr.size >= mr.alias.size:
+                mr = mr.alias
+                continue
+        elif not mr.terminates:
+            found = 0
+            nxt = None
+            for child in reversed(mr._subs):
+                if child.enabled:
+                    found += 1
+                    if found > 1:
+                        nxt = None
+                        break
+                    if child.addr == 0 and mr.size >= child.size:
+                        nxt = child
+            if found == 0:
+                return None
+            if nxt is not None:
+                mr = nxt
+                continue
+        return mr
+    return None
+
+
+# A paint item: (start, end, region, region base in AS coordinates, readonly, nonvolatile,
+# unmergeable). The region's offset at address a is a - base.
+_Item = tuple[int, int, "MemoryRegion", int, bool, bool, bool]
+
+
+def _collect(
+    mr: MemoryRegion,
+    base: int,
+    clip_start: int,
+    clip_end: int,
+    ro: bool,
+    nv: bool,
+    um: bool,
+    out: list[_Item],
+) -> None:
+    # Mirrors render_memory_region: the same walk, the same clipping, the same order.
+    if not mr.enabled:
+        return
+    base += mr.addr
+    ro = ro or mr.readonly
+    nv = nv or mr.nonvolatile
+    um = um or mr.unmergeable
+    start = base if base > clip_start else clip_start
+    end = base + mr.size
+    if end > clip_end:
+        end = clip_end
+    if start >= end:
+        return
+    alias = mr.alias
+    if alias is not None:
+        _collect(alias, base - alias.addr - mr.alias_offset, start, end, ro, nv, um, out)
+        return
+    subs = mr._subs
+    for i in range(len(subs) - 1, -1, -1):
+        _collect(subs[i], base, start, end, ro, nv, um, out)
+    if mr.terminates:
+        out.append((start, end, mr, base, ro, nv, um))
+
+
+def render(root: MemoryRegion | None) -> FlatView:
+    """Render the tree under ``root`` (from address 0, clipped to [0, 2**64)) and simplify it."""
+    if root is None:
+        return FlatView(None, [])
+    items: list[_Item] = []
+    _collect(root, 0, 0, TWO64, False, False, False, items)
+    return FlatView(root, simplify(_paint(items)))
+
+
+def _paint(items: list[_Item]) -> list[FlatRange]:
+    """Resolve each address to the first item covering it; one FlatRange per maximal run."""
+    if not items:
+        return []
+    bounds = sorted({x for it in items for x in (it[0], it[1])})
+    index = {x: i for i, x in enumerate(bounds)}
+    nseg = len(bounds) - 1
+    owner: list[int] = [-1] * nseg
+    # nxt[k]: candidate for the first unpainted segment >= k (path-compressed union-find).
+    nxt = list(range(nseg + 1))
+
+    def find(k: int) -> int:
+        root = k
+        while nxt[root] != root:
+            root = nxt[root]
+        while nxt[k] != root:
+            nxt[k], k = root, nxt[k]
+        return root
+
+    for n, it in enumerate(items):
+        k = find(index[it[0]])
+        last = index[it[1]]
+        while k < last:
+            owner[k] = n
+            nxt[k] = k + 1
+            k = find(k + 1)
+
+    ranges: list[FlatRange] = []
+    k = 0
+    while k < nseg:
+        n = owner[k]
+        if n < 0:
+            k += 1
+            continue
+        j = k + 1
+        while j < nseg and owner[j] == n:
+            j += 1
+        _s, _e, mr, base, ro, nv, um = items[n]
+        start, end = bounds[k], bounds[j]
+        ranges.append(FlatRange(start, end, mr, start - base, ro, nv, um))
+        k = j
+    return ranges
+
+
+def simplify(ranges: list[FlatRange]) -> list[FlatRange]:
+    """Merge neighbours that continue one another in the same region (QEMU's
+    ``flatview_simplify``): adjacent, same region, contiguous offsets, equal flags, and neither
+    unmergeable."""
+    out: list[FlatRange] = []
+    for fr in ranges:
+        if out:
+            prev = out[-1]
+            if (
+                prev.end == fr.start
+                and prev.mr is fr.mr
+                and prev.offset + (prev.end - prev.start) == fr.offset
+                and prev.romd_mode == fr.romd_mode
+                and prev.readonly == fr.readonly
+                and prev.nonvolatile == fr.nonvolatile
+                and not prev.unmergeable
+                and not fr.unmergeable
+            ):
+                prev.end = fr.end
+                continue
+        out.append(fr)
+    return out

@@ -1,0 +1,246 @@
+"""Machines: a memory system built from a description, with the ids that name its parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .access import AccessConstraints, Endianness, MemoryRegionOps
+from .addrspace import AddressSpace
+from .description import (
+    AccessSpec,
+    AliasSpec,
+    DescriptionError,
+    MachineSpec,
+    MmioSpec,
+    Path_,
+    RomdSpec,
+    load_file_contents,
+    parse_text,
+)
+from .errors import MemoryModelError
+from .region import MemoryRegion, RegionKind, Unassigned
+from .system import MemorySystem
+
+DEFAULT_MACHINE = "default.yaml"
+
+
+def constraints(spec: AccessSpec) -> AccessConstraints:
+    return AccessConstraints(spec.min, spec.max, spec.unaligned)
+
+
+def declared_ops(spec: MmioSpec | RomdSpec) -> MemoryRegionOps:
+    """Ops with the constraints a description declares and no callbacks yet."""
+    return MemoryRegionOps(
+        endianness=Endianness(spec.endianness),
+        valid=constraints(spec.valid),
+        impl=constraints(spec.impl),
+    )
+
+
+@dataclass
+class Declared:
+    """Where a region came from in its description."""
+
+    spec: Any
+    path: Path_
+
+
+class Machine:
+    """A ``MemorySystem`` plus the ids (region ids, address-space names) that descriptions,
+    RPCs and the command line use to refer to its parts."""
+
+    def __init__(self, endianness: Endianness = Endianness.LITTLE) -> None:
+        self.system = MemorySystem(endianness)
+        self.regions: dict[str, MemoryRegion] = {}
+        self.region_ids: dict[MemoryRegion, str] = {}
+        self.spaces: dict[str, AddressSpace] = {}
+        self.declared: dict[str, Declared] = {}
+        self.source = ""
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_text(cls, text: str, base_dir: Path | str = ".", source: str = "") -> Machine:
+        spec, locate = parse_text(text, source)
+        return cls.from_spec(spec, Path(base_dir), source, locate)
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> Machine:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            problem = [((), f"cannot read the file: {e.strerror or e}")]
+            raise DescriptionError(problem, str(path)) from None
+        machine = cls.from_text(text, path.parent, str(path))
+        machine.source = str(path)
+        return machine
+
+    @classmethod
+    def default(cls) -> Machine:
+        """The built-in default machine (RAM, a boot ROM, a UART window)."""
+        text = resources.files(__package__).joinpath("machines", DEFAULT_MACHINE).read_text()
+        machine = cls.from_text(text, ".", "<default machine>")
+        machine.source = "<default machine>"
+        return machine
+
+    @classmethod
+    def from_spec(
+        cls, spec: MachineSpec, base_dir: Path, source: str = "", locate: Any = None
+    ) -> Machine:
+        machine = cls(Endianness(spec.endianness))
+        problems: list[tuple[Path_, str]] = []
+        machine._build(spec, base_dir, problems)
+        if problems:
+            raise DescriptionError(problems, source, locate)
+        return machine
+
+    def _build(self, spec: MachineSpec, base_dir: Path, problems: list[tuple[Path_, str]]) -> None:
+        flat: list[tuple[Any, Path_, Any]] = []  # (spec, path, parent spec)
+
+        def walk(items: list[Any], path: Path_, parent: Any) -> None:
+            for i, item in enumerate(items):
+                flat.append((item, (*path, i), parent))
+                walk(item.subregions, (*path, i, "subregions"), item)
+
+        walk(spec.regions, ("regions",), None)
+
+        for item, path, _parent in flat:
+            key = item.key
+            if key in self.declared:
+                first = self.declared[key].path
+                field = "id" if item.id is not None else "name"
+                problems.append(
+                    (
+                        (*path, field),
+                        f"duplicate id {key!r} (first used at "
+                        f"{_fmt(first)}); give one of them a unique id",
+                    )
+                )
+                continue
+            self.declared[key] = Declared(item, path)
+
+        # Plain regions first, then aliases once their targets exist (aliases may chain).
+        for item, path, _parent in flat:
+            if isinstance(item, AliasSpec) or self.declared.get(item.key, None) is None:
+                continue
+            if self.declared[item.key].path != path:
+                continue
+            try:
+                self._add(item.key, self._create(item, base_dir))
+            except (ValueError, MemoryModelError) as e:
+                field = "file" if getattr(item, "file", None) else "size"
+                problems.append(((*path, field), str(e)))
+        pending = [
+            (i, p)
+            for i, p, _ in flat
+            if isinstance(i, AliasSpec) and self.declared[i.key].path == p
+        ]
+        while pending:
+            later = []
+            for item, path in pending:
+                target = self.regions.get(item.target)
+                if target is None:
+                    later.append((item, path))
+                    continue
+                try:
+                    mr = self.system.alias(item.name, target, item.offset, item.size)
+                except (ValueError, MemoryModelError) as e:
+                    problems.append(((*path, "size"), str(e)))
+                    continue
+                self._add(item.key, mr)
+            if len(later) == len(pending):
+                for item, path in later:
+                    if item.target in self.declared:
+                        message = f"alias chain through {item.target!r} loops back on itself"
+                    else:
+                        message = f"target {item.target!r} is not the id of any region"
+                    problems.append(((*path, "target"), message))
+                break
+            pending = later
+        if problems:
+            return
+
+        with self.system.transaction():
+            for item, path, parent in flat:
+                mr = self.regions[item.key]
+                mr.enabled = item.enabled
+                mr.readonly = item.readonly or mr.kind is RegionKind.ROM
+                mr.nonvolatile = item.nonvolatile
+                if isinstance(item, RomdSpec):
+                    mr.romd_mode = item.romd_mode
+                if parent is None:
+                    mr.addr = item.addr
+                    continue
+                try:
+                    self.regions[parent.key].add_subregion(item.addr, mr, item.priority)
+                except MemoryModelError as e:
+                    problems.append((path, str(e)))
+        if problems:
+            return
+        # Address spaces last: each renders once, when it is created.
+        seen: dict[str, int] = {}
+        for i, as_spec in enumerate(spec.address_spaces):
+            path = ("address_spaces", i)
+            if as_spec.name in seen:
+                problems.append(((*path, "name"), f"duplicate address space {as_spec.name!r}"))
+                continue
+            seen[as_spec.name] = i
+            root = self.regions.get(as_spec.root)
+            if root is None:
+                problems.append(((*path, "root"), f"{as_spec.root!r} is not the id of any region"))
+                continue
+            self.spaces[as_spec.name] = self.system.address_space(as_spec.name, root)
+
+    def _create(self, item: Any, base_dir: Path) -> MemoryRegion:
+        system = self.system
+        data = None
+        if getattr(item, "file", None):
+            data = load_file_contents(item.file, base_dir, item.size)
+        if item.kind == "container":
+            return system.container(item.name, item.size)
+        if item.kind == "ram":
+            return system.ram(item.name, item.size, data)
+        if item.kind == "rom":
+            return system.rom(item.name, item.size, data)
+        if item.kind == "romd":
+            return system.romd(item.name, item.size, declared_ops(item), data)
+        if item.kind == "mmio":
+            mr = system.mmio(item.name, item.size, unassigned=Unassigned(item.unassigned))
+            return mr
+        raise AssertionError(item.kind)
+
+    def _add(self, key: str, mr: MemoryRegion) -> None:
+        self.regions[key] = mr
+        self.region_ids[mr] = key
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def region(self, region_id: str) -> MemoryRegion:
+        try:
+            return self.regions[region_id]
+        except KeyError:
+            raise KeyError(f"no region with id {region_id!r}") from None
+
+    def address_space(self, name: str | None = None) -> AddressSpace:
+        """The named address space, or the first one when ``name`` is empty."""
+        if not name:
+            if not self.system.address_spaces:
+                raise KeyError("this machine has no address space")
+            return self.system.address_spaces[0]
+        try:
+            return self.spaces[name]
+        except KeyError:
+            raise KeyError(f"no address space named {name!r}") from None
+
+    def region_id(self, mr: MemoryRegion) -> str:
+        return self.region_ids.get(mr, mr.name)
+
+
+def _fmt(path: Path_) -> str:
+    from .description import format_path
+
+    return format_path(path)
