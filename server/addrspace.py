@@ -12,12 +12,11 @@ Three flavours of each access:
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .access import MASK64, MEMTXATTRS_UNSPECIFIED, MemTxAttrs, MemTxResult
-from .dispatch import read_loop, run_sync, write_loop
+from .dispatch import NeedsAwait, read_loop, run_sync, write_loop
 from .errors import AsyncOpsError, InvalidArgumentError
 from .flatview import EMPTY_VIEW, FlatView
 from .listener import MemoryListener, MemoryRegionSection, notify
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from .system import MemorySystem
 
 _RESULTS = tuple(MemTxResult(i) for i in range(8))
+_new_result = tuple.__new__
 _OK = MemTxResult.OK
 
 
@@ -78,33 +78,42 @@ class AddressSpace:
     # -- accesses -----------------------------------------------------------------------------
 
     def dispatch_read(
-        self, addr: int, length: int, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
+        self,
+        addr: int,
+        length: int,
+        attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED,
+        _allow_async: bool = True,
     ) -> ReadResult | Coroutine[Any, Any, ReadResult]:
         """Read ``length`` bytes at ``addr``: a ``ReadResult``, or a coroutine resolving to one
         when MMIO ops had to be awaited."""
-        if type(addr) is not int or type(length) is not int or addr < 0 or length < 0:
-            _check(addr, length)
         fv = self.current_map
-        i = bisect_right(fv.starts, addr) - 1
-        if i >= 0 and length > 0:
-            fr = fv.ranges[i]
-            if addr + length <= fr.end:
+        if type(addr) is int and type(length) is int and addr >= 0 and length > 0:
+            # Fast path: the whole access inside one range of RAM (or ROM, or a ROM device in
+            # ROMD mode). Direct or not is decided from the region's live flags, as in QEMU.
+            fr = fv.mru
+            if not fr.start <= addr < fr.end:
+                fr = fv.lookup(addr) or fr
+            if fr.start <= addr and addr + length <= fr.end:
                 mr = fr.mr
                 if mr.ram or (mr.rom_device and mr.romd_mode and not attrs.memory):
                     off = fr.offset + addr - fr.start
                     data = mr.backing[off : off + length]  # type: ignore[index]
                     if len(data) == length:
-                        return ReadResult(data, _OK)
+                        return _new_result(ReadResult, (bytes(data), _OK))
         _check(addr, length)
         if length == 0:
             return ReadResult(b"", _OK)
-        out = run_sync(read_loop(fv, addr, length, attrs, self.system.native_big))
+        out = run_sync(read_loop(fv, addr, length, attrs, self.system.native_big), _allow_async)
         if type(out) is tuple:
             return _as_read_result(out)
         return _finish_read(out)
 
     def dispatch_write(
-        self, addr: int, data: bytes, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
+        self,
+        addr: int,
+        data: bytes,
+        attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED,
+        _allow_async: bool = True,
     ) -> MemTxResult | Coroutine[Any, Any, MemTxResult]:
         """Write ``data`` at ``addr``: the result, or a coroutine resolving to it."""
         if type(data) is not bytes:
@@ -113,21 +122,21 @@ class AddressSpace:
             _check(addr, 0)
         fv = self.current_map
         length = len(data)
-        i = bisect_right(fv.starts, addr) - 1
-        if i >= 0 and length > 0:
-            fr = fv.ranges[i]
-            if addr + length <= fr.end:
-                mr = fr.mr
-                if mr.ram and not mr.readonly:
-                    off = fr.offset + addr - fr.start
-                    backing = mr.backing
-                    if off + length <= len(backing):  # type: ignore[arg-type]
-                        backing[off : off + length] = data  # type: ignore[index]
-                        return _OK
+        fr = fv.mru
+        if not fr.start <= addr < fr.end:
+            fr = fv.lookup(addr) or fr
+        if fr.start <= addr and length > 0 and addr + length <= fr.end:
+            mr = fr.mr
+            if mr.ram and not mr.readonly:
+                off = fr.offset + addr - fr.start
+                backing = mr.backing
+                if off + length <= len(backing):  # type: ignore[arg-type]
+                    backing[off : off + length] = data  # type: ignore[index]
+                    return _OK
         _check(addr, length)
         if length == 0:
             return _OK
-        out = run_sync(write_loop(fv, addr, data, attrs, self.system.native_big))
+        out = run_sync(write_loop(fv, addr, data, attrs, self.system.native_big), _allow_async)
         if type(out) is int:
             return _RESULTS[out & 7]
         return _finish_write(out)
@@ -136,27 +145,25 @@ class AddressSpace:
         self, addr: int, length: int, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
     ) -> ReadResult:
         """Read synchronously (QEMU's ``address_space_read``)."""
-        out = self.dispatch_read(addr, length, attrs)
-        if type(out) is ReadResult:
-            return out
-        out.close()  # type: ignore[union-attr]
-        raise AsyncOpsError(
-            f"reading {length} bytes at {addr:#x} in {self.name!r} reached coroutine ops; "
-            "use read_async"
-        )
+        try:
+            return self.dispatch_read(addr, length, attrs, False)  # type: ignore[return-value]
+        except NeedsAwait:
+            raise AsyncOpsError(
+                f"reading {length} bytes at {addr:#x} in {self.name!r} reached coroutine ops; "
+                "use read_async"
+            ) from None
 
     def write(
         self, addr: int, data: bytes, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
     ) -> MemTxResult:
         """Write synchronously (QEMU's ``address_space_write``)."""
-        out = self.dispatch_write(addr, data, attrs)
-        if isinstance(out, MemTxResult):
-            return out
-        out.close()
-        raise AsyncOpsError(
-            f"writing {len(data)} bytes at {addr:#x} in {self.name!r} reached coroutine ops; "
-            "use write_async"
-        )
+        try:
+            return self.dispatch_write(addr, data, attrs, False)  # type: ignore[return-value]
+        except NeedsAwait:
+            raise AsyncOpsError(
+                f"writing {len(data)} bytes at {addr:#x} in {self.name!r} reached coroutine ops; "
+                "use write_async"
+            ) from None
 
     async def read_async(
         self, addr: int, length: int, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED

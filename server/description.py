@@ -238,8 +238,13 @@ for _cls in (ContainerSpec, RamSpec, RomSpec, RomdSpec, MmioSpec, AliasSpec):
 
 
 class AddressSpaceSpec(_Strict):
-    name: str
+    name: str = Field(description="printed name")
+    id: str | None = Field(None, description="unique id; defaults to the name")
     root: str = Field(description="id of the root region")
+
+    @property
+    def key(self) -> str:
+        return self.id if self.id is not None else self.name
 
 
 class MachineSpec(_Strict):
@@ -283,7 +288,8 @@ class DescriptionError(ValueError):
                 if mark is not None:
                     where = f"{mark[0] + 1}:{mark[1] + 1}: "
             prefix = f"{source}:" if source else ""
-            lines.append(f"{prefix}{where}{format_path(path)}: {message}")
+            what = f"{format_path(path)}: " if path else ""
+            lines.append(f"{prefix}{where}{what}{message}")
         super().__init__("\n".join(lines))
 
 
@@ -349,9 +355,12 @@ def _yaml_locator(root: yaml.Node | None) -> Any:
                     if isinstance(k, yaml.ScalarNode) and k.value == part:
                         child = v
                         break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if 0 <= part < len(node.value):
-                    child = node.value[part]
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(part, int)
+                and 0 <= part < len(node.value)
+            ):
+                child = node.value[part]
             if child is None:
                 break
             node = child
@@ -379,6 +388,17 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+# YAML 1.2 booleans: only true/false. Under YAML 1.1 a region named `off`, `no` or `on` would
+# silently become a boolean.
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
 
 def parse_text(text: str, source: str = "") -> tuple[MachineSpec, Any]:
     """Parse YAML text; returns the spec and a locator from paths to (line, column)."""
@@ -387,7 +407,12 @@ def parse_text(text: str, source: str = "") -> tuple[MachineSpec, Any]:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
-        raise DescriptionError([((), f"not valid YAML: {e}")], source) from None
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None)
+        context = getattr(e, "context", None)
+        message = f"{context}: {problem}" if context and problem else (problem or str(e))
+        where = (lambda _path: (mark.line, mark.column)) if mark is not None else None
+        raise DescriptionError([((), f"not valid YAML: {message}")], source, where) from None
     finally:
         loader.dispose()
     locate = _yaml_locator(node)

@@ -17,7 +17,7 @@ without awaiting anything.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Awaitable, Generator
+from collections.abc import Generator
 from typing import Any
 
 import structlog
@@ -41,28 +41,31 @@ MEMTX_ERROR = 1
 MEMTX_DECODE_ERROR = 2
 MEMTX_ACCESS_ERROR = 4
 
-# Owners (devices) whose MMIO callbacks are running in the current causal chain. An access into
-# a region whose owner is already here is a re-entrant cycle (A -> A, or A -> B -> A): QEMU's
-# re-entrancy guard answers it with MEMTX_ACCESS_ERROR instead of calling the device again.
-_ENGAGED: contextvars.ContextVar[frozenset[Any]] = contextvars.ContextVar(
+# Owners (devices, by id()) whose MMIO callbacks are running in the current causal chain. An
+# access into a region whose owner is already here is a re-entrant cycle (A -> A, A -> B -> A):
+# QEMU's re-entrancy guard answers it with MEMTX_ACCESS_ERROR instead of calling the device.
+_ENGAGED: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
     "mmiobus_engaged_owners", default=frozenset()
 )
 
-DispatchGen = Generator[Awaitable[Any], Any, Any]
+# Dispatch loops are generators that yield (awaitable, causal chain, region) whenever an op
+# answered with something to await, and return their result.
+DispatchGen = Generator[tuple[Any, Any, Any], Any, Any]
 
 
-def engaged_owners() -> frozenset[Any]:
-    """Owners whose callbacks are in progress in the caller's causal chain."""
+def engaged_owners() -> frozenset[int]:
+    """``id()`` of the owners whose callbacks are in progress in the caller's causal chain."""
     return _ENGAGED.get()
 
 
-def set_engaged_owners(owners: frozenset[Any]) -> contextvars.Token[frozenset[Any]]:
-    """Declare the causal chain of the accesses about to be made (e.g. a remote device's DMA
-    on behalf of one of its MMIO callbacks); undo with ``reset_engaged_owners(token)``."""
+def set_engaged_owners(owners: frozenset[int]) -> contextvars.Token[frozenset[int]]:
+    """Declare the causal chain (owner ``id()`` values) of the accesses about to be made, e.g. a
+    remote device's DMA on behalf of one of its MMIO callbacks; undo with
+    ``reset_engaged_owners(token)``."""
     return _ENGAGED.set(owners)
 
 
-def reset_engaged_owners(token: contextvars.Token[frozenset[Any]]) -> None:
+def reset_engaged_owners(token: contextvars.Token[frozenset[int]]) -> None:
     _ENGAGED.reset(token)
 
 
@@ -118,12 +121,28 @@ def device_big_endian(ops: MemoryRegionOps, native_big: bool) -> bool:
     return e is Endianness.BIG or (e is Endianness.NATIVE and native_big)
 
 
-def _guarded(mr: MemoryRegion) -> bool:
-    # QEMU applies the guard to device-owned I/O regions only (not RAM, ROM, ROM devices).
-    return mr.ops.owner is not None and mr.kind is RegionKind.MMIO and not mr.readonly
+def _engage(mr: MemoryRegion) -> frozenset[int] | bool | None:
+    """The re-entrancy guard (QEMU's ``mem_reentrancy_guard``), applied to device-owned I/O
+    regions only (not RAM, ROM or ROM devices). Returns the causal chain to run the device's
+    callbacks in, ``None`` when the region is not guarded, or ``False`` when its owner is
+    already in the chain (a re-entrant access)."""
+    owner = mr.ops.owner
+    if owner is None or mr.kind is not RegionKind.MMIO or mr.readonly:
+        return None
+    chain = _ENGAGED.get()
+    if id(owner) in chain:
+        return False
+    return chain | {id(owner)}
 
 
-async def _await_op(aw: Awaitable[Any], engaged: frozenset[Any] | None, mr: MemoryRegion) -> Any:
+_FAILED = object()  # what a callback that raised (or answered nonsense) counts as
+
+
+def _is_awaitable(value: Any) -> bool:
+    return hasattr(value, "__await__")
+
+
+async def _await_op(aw: Any, engaged: frozenset[int] | None, mr: MemoryRegion) -> Any:
     # The coroutine runs here, in the awaiting task's context: declare the causal chain around it.
     token = _ENGAGED.set(engaged) if engaged is not None else None
     try:
@@ -136,24 +155,64 @@ async def _await_op(aw: Awaitable[Any], engaged: frozenset[Any] | None, mr: Memo
             _ENGAGED.reset(token)
 
 
-_FAILED = object()
-
-
-def _call(fn: Any, args: tuple[Any, ...], engaged: frozenset[Any] | None, mr: MemoryRegion) -> Any:
-    if engaged is None:
-        try:
-            return fn(*args)
-        except Exception:
-            log.exception("mmio op failed", region=mr.name)
-            return _FAILED
-    token = _ENGAGED.set(engaged)
+def _call(fn: Any, args: tuple[Any, ...], engaged: frozenset[int] | None, mr: MemoryRegion) -> Any:
+    token = _ENGAGED.set(engaged) if engaged is not None else None
     try:
         return fn(*args)
     except Exception:
         log.exception("mmio op failed", region=mr.name)
         return _FAILED
     finally:
-        _ENGAGED.reset(token)
+        if token is not None:
+            _ENGAGED.reset(token)
+
+
+def _accepts(
+    ops: MemoryRegionOps,
+    offset: int,
+    size: int,
+    is_write: bool,
+    attrs: MemTxAttrs,
+    mr: MemoryRegion,
+) -> int:
+    """0 if the piece may go to the device, else the result bits to fail it with."""
+    try:
+        return 0 if access_valid(ops, offset, size, is_write, attrs) else MEMTX_DECODE_ERROR
+    except Exception:
+        log.exception("mmio accepts() failed", region=mr.name)
+        return MEMTX_ERROR
+
+
+def _read_value(r: Any, mr: MemoryRegion) -> tuple[int, int]:
+    """A read callback's answer as (value, result bits): an int, or (int, MemTxResult)."""
+    if type(r) is int:
+        return r, MEMTX_OK
+    if r is not _FAILED:
+        if type(r) is tuple and len(r) == 2:
+            value, res = r
+            if isinstance(value, int) and isinstance(res, int) and not isinstance(value, bool):
+                return value, int(res) & 7
+        elif isinstance(r, int) and not isinstance(r, bool):
+            return int(r), MEMTX_OK
+        log.error(
+            "mmio read answered something that is not a value", region=mr.name, answer=repr(r)[:80]
+        )
+    return 0, MEMTX_ERROR
+
+
+def _write_result(r: Any, mr: MemoryRegion) -> int:
+    """A write callback's answer as result bits: None (OK) or a MemTxResult."""
+    if r is None:
+        return MEMTX_OK
+    if r is not _FAILED:
+        if isinstance(r, int) and not isinstance(r, bool):
+            return int(r) & 7
+        log.error(
+            "mmio write answered something that is not a result",
+            region=mr.name,
+            answer=repr(r)[:80],
+        )
+    return MEMTX_ERROR
 
 
 def dispatch_read(
@@ -161,14 +220,12 @@ def dispatch_read(
 ) -> DispatchGen:
     """One MMIO read of ``size`` bytes at ``offset`` in ``mr``; returns ``(value, result)``."""
     ops = mr.ops
-    if not access_valid(ops, offset, size, False, attrs):
-        return 0, MEMTX_DECODE_ERROR
-    engaged = None
-    if _guarded(mr):
-        chain = _ENGAGED.get()
-        if ops.owner in chain:
-            return 0, MEMTX_ACCESS_ERROR
-        engaged = chain | {ops.owner}
+    refused = _accepts(ops, offset, size, False, attrs, mr)
+    if refused:
+        return 0, refused
+    engaged = _engage(mr)
+    if engaged is False:
+        return 0, MEMTX_ACCESS_ERROR
     read = ops.read
     if read is None:
         return 0, MEMTX_OK
@@ -183,21 +240,10 @@ def dispatch_read(
     result = 0
     for i in range(0, size, asz):
         r = _call(read, (offset + i, asz, attrs), engaged, mr)
-        if type(r) is not int and type(r) is not tuple and r is not _FAILED:
-            r = yield _await_op(r, engaged, mr)
-        if type(r) is int:
-            t = r
-        elif type(r) is tuple and len(r) == 2:
-            t, res = r
-            result |= int(res)
-        else:
-            if r is not _FAILED:
-                log.error("mmio read returned a non-integer", region=mr.name, value=repr(r))
-            t = 0
-            result |= MEMTX_ERROR
-        if type(t) is not int:
-            log.error("mmio read returned a non-integer", region=mr.name, value=repr(t))
-            t, result = 0, result | MEMTX_ERROR
+        if type(r) is not int and _is_awaitable(r):
+            r = yield (r, engaged, mr)
+        t, res = _read_value(r, mr)
+        result |= res
         shift = (size - asz - i) * 8 if big else i * 8
         if shift >= 0:
             value |= (t & mask) << shift
@@ -211,14 +257,12 @@ def dispatch_write(
 ) -> DispatchGen:
     """One MMIO write of ``size`` bytes at ``offset`` in ``mr``; returns the result bits."""
     ops = mr.ops
-    if not access_valid(ops, offset, size, True, attrs):
-        return MEMTX_DECODE_ERROR
-    engaged = None
-    if _guarded(mr):
-        chain = _ENGAGED.get()
-        if ops.owner in chain:
-            return MEMTX_ACCESS_ERROR
-        engaged = chain | {ops.owner}
+    refused = _accepts(ops, offset, size, True, attrs, mr)
+    if refused:
+        return refused
+    engaged = _engage(mr)
+    if engaged is False:
+        return MEMTX_ACCESS_ERROR
     write = ops.write
     if write is None:
         return MEMTX_OK
@@ -234,16 +278,9 @@ def dispatch_write(
         shift = (size - asz - i) * 8 if big else i * 8
         t = (value >> shift) & mask if shift >= 0 else (value << -shift) & mask
         r = _call(write, (offset + i, asz, t, attrs), engaged, mr)
-        if r is not None and type(r) is not int and r is not _FAILED:
-            r = yield _await_op(r, engaged, mr)
-        if r is _FAILED:
-            result |= MEMTX_ERROR
-        elif r is not None:
-            try:
-                result |= int(r)
-            except (TypeError, ValueError):
-                log.error("mmio write returned a non-result", region=mr.name, value=repr(r))
-                result |= MEMTX_ERROR
+        if r is not None and _is_awaitable(r):
+            r = yield (r, engaged, mr)
+        result |= _write_result(r, mr)
     return result
 
 
@@ -330,22 +367,34 @@ def write_loop(
         mr, xlat, n = _translate(fv, addr, length)
 
 
-def run_sync(gen: DispatchGen) -> Any:
+class NeedsAwait(Exception):
+    """Raised by ``run_sync(..., allow_async=False)`` when an op answered with a coroutine."""
+
+
+def run_sync(gen: DispatchGen, allow_async: bool = True) -> Any:
     """Run a dispatch generator until it finishes or needs to await an op.
 
-    Returns the generator's result, or a coroutine that finishes the access when awaited.
+    Returns the generator's result, or a coroutine that finishes the access when awaited. With
+    ``allow_async=False`` an op that needs awaiting raises ``NeedsAwait`` instead (and nothing
+    is left behind un-awaited).
     """
     try:
         aw = gen.send(None)
     except StopIteration as stop:
         return stop.value
+    if not allow_async:
+        close = getattr(aw[0], "close", None)
+        if close is not None:
+            close()  # so that no "coroutine was never awaited" warning is left behind
+        gen.close()
+        raise NeedsAwait
     return _finish(gen, aw)
 
 
-async def _finish(gen: DispatchGen, aw: Awaitable[Any]) -> Any:
+async def _finish(gen: DispatchGen, pending: Any) -> Any:
     while True:
-        value = await aw
+        value = await _await_op(*pending)
         try:
-            aw = gen.send(value)
+            pending = gen.send(value)
         except StopIteration as stop:
             return stop.value

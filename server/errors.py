@@ -24,7 +24,8 @@ class NotMappedError(MemoryModelError):
 
 
 class CycleError(MemoryModelError):
-    """The change would make the region tree, or a chain of aliases, loop back on itself."""
+    """The change would put a region inside itself. (Aliases may point anywhere, their own
+    ancestors included: rendering cuts loops that would never end.)"""
 
 
 class TransactionError(MemoryModelError):

@@ -10,22 +10,28 @@ the segments skips the ones already painted, so the whole render is O(n log n).
 
 from __future__ import annotations
 
+import gc
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from .access import TWO64
 
 if TYPE_CHECKING:
     from .region import MemoryRegion
 
+log = structlog.get_logger("mmiobus.render")
+
 
 class FlatRange:
     """A run of addresses that resolves to one terminal region (QEMU's ``FlatRange``).
 
     ``start``/``end`` are address-space addresses (``end`` exclusive, at most 2**64);
-    ``offset`` is where ``start`` falls inside ``mr``. ``rbuf``/``wbuf`` are the backing store
-    when reads/writes are direct (RAM, ROM reads, ROM-device reads in ROMD mode), else ``None``.
+    ``offset`` is where ``start`` falls inside ``mr``. Whether an access is direct (RAM) or goes
+    to ops is decided from the region's live flags at access time, as QEMU does.
     """
 
     __slots__ = (
@@ -33,12 +39,10 @@ class FlatRange:
         "mr",
         "nonvolatile",
         "offset",
-        "rbuf",
         "readonly",
         "romd_mode",
         "start",
         "unmergeable",
-        "wbuf",
     )
 
     def __init__(
@@ -59,9 +63,6 @@ class FlatRange:
         self.nonvolatile = nonvolatile
         self.unmergeable = unmergeable
         self.romd_mode = mr.romd_mode
-        direct_read = (mr.ram and mr.backing is not None) or (mr.rom_device and mr.romd_mode)
-        self.rbuf = mr.backing if direct_read else None
-        self.wbuf = mr.backing if (mr.ram and not mr.readonly) else None
 
     @property
     def size(self) -> int:
@@ -87,16 +88,31 @@ class FlatRange:
         )
 
 
+class _NoRange:
+    """Stands in for "no most-recently-used range": contains no address."""
+
+    __slots__ = ()
+    start = 1
+    end = 0
+
+
+NO_RANGE = _NoRange()
+
+
 class FlatView:
     """The sorted, non-overlapping ranges of one rendered tree; ``root`` is where rendering
     started (QEMU's flat-view root, possibly below the address space's root), or ``None``."""
 
-    __slots__ = ("ranges", "root", "starts")
+    __slots__ = ("mru", "ranges", "root", "starts")
 
     def __init__(self, root: MemoryRegion | None, ranges: list[FlatRange]) -> None:
         self.root = root
         self.ranges = ranges
-        self.starts = [fr.start for fr in ranges]
+        # Fresh int objects allocated one after another: a binary search over a large view then
+        # touches memory that is close together instead of ints scattered over the heap.
+        self.starts = array("Q", [fr.start for fr in ranges]).tolist()
+        # The most recently used range, tried before the binary search (QEMU keeps one too).
+        self.mru: FlatRange | _NoRange = ranges[0] if ranges else NO_RANGE
 
     def lookup(self, addr: int) -> FlatRange | None:
         """The range containing ``addr``, by binary search; ``None`` for a hole."""
@@ -104,6 +120,7 @@ class FlatView:
         if i >= 0:
             fr = self.ranges[i]
             if addr < fr.end:
+                self.mru = fr
                 return fr
         return None
 
@@ -126,7 +143,11 @@ def flatview_root(mr: MemoryRegion | None) -> MemoryRegion | None:
     ``None`` means the empty view: the root (or what it reduces to) is disabled, or a container
     with no enabled child.
     """
+    seen: set[int] = set()
     while mr is not None and mr.enabled:
+        if id(mr) in seen:  # a loop of full-size aliases: render from here
+            return mr
+        seen.add(id(mr))
         if mr.alias is not None:
             if mr.alias_offset == 0 and mr.size >= mr.alias.size:
                 mr = mr.alias
@@ -155,54 +176,102 @@ def flatview_root(mr: MemoryRegion | None) -> MemoryRegion | None:
 # unmergeable). The region's offset at address a is a - base.
 _Item = tuple[int, int, "MemoryRegion", int, bool, bool, bool]
 
+MAX_ALIAS_NESTING = 32
+"""How often one alias may appear on a render path. Aliases may point at their own ancestors
+(QEMU machines mirror I/O windows that way); each pass through such a loop shifts the window, so
+the clip shrinks until nothing is left. A loop that does not shift would recurse forever (QEMU
+overflows its stack); we stop it where an alias is re-entered at the same place, and cap
+shifting loops at this depth."""
 
-def _collect(
-    mr: MemoryRegion,
-    base: int,
-    clip_start: int,
-    clip_end: int,
-    ro: bool,
-    nv: bool,
-    um: bool,
-    out: list[_Item],
-) -> None:
-    # Mirrors render_memory_region: the same walk, the same clipping, the same order.
-    if not mr.enabled:
-        return
-    base += mr.addr
-    ro = ro or mr.readonly
-    nv = nv or mr.nonvolatile
-    um = um or mr.unmergeable
-    start = base if base > clip_start else clip_start
-    end = base + mr.size
-    if end > clip_end:
-        end = clip_end
-    if start >= end:
-        return
-    alias = mr.alias
-    if alias is not None:
-        _collect(alias, base - alias.addr - mr.alias_offset, start, end, ro, nv, um, out)
-        return
-    subs = mr._subs
-    for i in range(len(subs) - 1, -1, -1):
-        _collect(subs[i], base, start, end, ro, nv, um, out)
-    if mr.terminates:
-        out.append((start, end, mr, base, ro, nv, um))
+
+class _Emit(tuple):  # type: ignore[type-arg]
+    """A paint item waiting on the render stack until its region's subregions are done."""
+
+    __slots__ = ()
+
+
+def _collect(root: MemoryRegion, out: list[_Item]) -> bool:
+    """Walk the tree in QEMU's render order, appending one paint item per terminating region
+    that shows through its clip. Returns False if an alias loop had to be cut short."""
+    complete = True
+    # Mirrors render_memory_region (the same walk, clipping and order) with an explicit stack:
+    # a region's subregions are pushed lowest precedence first, so the highest pops first, and
+    # its own paint item is pushed below them, so it comes after all of them.
+    stack: list[Any] = [(root, 0, 0, TWO64, False, False, False, ())]
+    pop, push = stack.pop, stack.append
+    while stack:
+        frame = pop()
+        if type(frame) is _Emit:
+            out.append(frame)  # type: ignore[arg-type]
+            continue
+        mr, base, clip_start, clip_end, ro, nv, um, path = frame
+        if not mr.enabled:
+            continue
+        base += mr.addr
+        ro = ro or mr.readonly
+        nv = nv or mr.nonvolatile
+        um = um or mr.unmergeable
+        start = base if base > clip_start else clip_start
+        end = base + mr.size
+        if end > clip_end:
+            end = clip_end
+        if start >= end:
+            continue
+        alias = mr.alias
+        if alias is not None:
+            target_base = base - alias.addr - mr.alias_offset
+            key = (id(mr), target_base)
+            if path and (key in path or sum(k[0] == key[0] for k in path) >= MAX_ALIAS_NESTING):
+                complete = False
+                continue
+            push((alias, target_base, start, end, ro, nv, um, (*path, key)))
+            continue
+        if mr.terminates:
+            push(_Emit((start, end, mr, base, ro, nv, um)))
+        for sub in mr._subs:
+            push((sub, base, start, end, ro, nv, um, path))
+    return complete
 
 
 def render(root: MemoryRegion | None) -> FlatView:
     """Render the tree under ``root`` (from address 0, clipped to [0, 2**64)) and simplify it."""
     if root is None:
         return FlatView(None, [])
-    items: list[_Item] = []
-    _collect(root, 0, 0, TWO64, False, False, False, items)
-    return FlatView(root, simplify(_paint(items)))
+    # Rendering allocates an object or two per region and frees nothing: the cyclic garbage
+    # collector would rescan the whole heap again and again for no gain.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        items: list[_Item] = []
+        if not _collect(root, items):
+            log.warning("alias loop cut short while rendering", root=root.name)
+        return FlatView(root, simplify(_paint(items)))
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _paint(items: list[_Item]) -> list[FlatRange]:
     """Resolve each address to the first item covering it; one FlatRange per maximal run."""
     if not items:
         return []
+    order = sorted(range(len(items)), key=lambda n: items[n][0])
+    end = -1
+    for n in order:  # the common case: nothing overlaps, so precedence decides nothing
+        if items[n][0] < end:
+            break
+        end = items[n][1]
+    else:
+        return [
+            FlatRange(s, e, mr, s - base, ro, nv, um)
+            for s, e, mr, base, ro, nv, um in (items[n] for n in order)
+        ]
+    return _paint_overlapping(items)
+
+
+def _paint_overlapping(items: list[_Item]) -> list[FlatRange]:
+    """Precedence over overlaps: the elementary segments between span boundaries each go to the
+    first item that covers them; a union-find skips segments already painted."""
     bounds = sorted({x for it in items for x in (it[0], it[1])})
     index = {x: i for i, x in enumerate(bounds)}
     nseg = len(bounds) - 1

@@ -172,8 +172,8 @@ class Machine:
                 mr.nonvolatile = item.nonvolatile
                 if isinstance(item, RomdSpec):
                     mr.romd_mode = item.romd_mode
-                if parent is None:
-                    mr.addr = item.addr
+                if parent is None:  # unmapped, but its addr and priority still print
+                    mr.addr, mr.priority = item.addr, item.priority
                     continue
                 try:
                     self.regions[parent.key].add_subregion(item.addr, mr, item.priority)
@@ -185,15 +185,23 @@ class Machine:
         seen: dict[str, int] = {}
         for i, as_spec in enumerate(spec.address_spaces):
             path = ("address_spaces", i)
-            if as_spec.name in seen:
-                problems.append(((*path, "name"), f"duplicate address space {as_spec.name!r}"))
+            key = as_spec.key
+            if key in seen:
+                field = "id" if as_spec.id is not None else "name"
+                problems.append(
+                    (
+                        (*path, field),
+                        f"duplicate address space id {key!r} (first used at "
+                        f"address_spaces[{seen[key]}]); give one of them a unique id",
+                    )
+                )
                 continue
-            seen[as_spec.name] = i
+            seen[key] = i
             root = self.regions.get(as_spec.root)
             if root is None:
                 problems.append(((*path, "root"), f"{as_spec.root!r} is not the id of any region"))
                 continue
-            self.spaces[as_spec.name] = self.system.address_space(as_spec.name, root)
+            self.spaces[key] = self.system.address_space(as_spec.name, root)
 
     def _create(self, item: Any, base_dir: Path) -> MemoryRegion:
         system = self.system
@@ -225,16 +233,16 @@ class Machine:
         except KeyError:
             raise KeyError(f"no region with id {region_id!r}") from None
 
-    def address_space(self, name: str | None = None) -> AddressSpace:
-        """The named address space, or the first one when ``name`` is empty."""
-        if not name:
+    def address_space(self, key: str | None = None) -> AddressSpace:
+        """The address space with this id, or the first one when ``key`` is empty."""
+        if not key:
             if not self.system.address_spaces:
                 raise KeyError("this machine has no address space")
             return self.system.address_spaces[0]
         try:
-            return self.spaces[name]
+            return self.spaces[key]
         except KeyError:
-            raise KeyError(f"no address space named {name!r}") from None
+            raise KeyError(f"no address space with id {key!r}") from None
 
     def region_id(self, mr: MemoryRegion) -> str:
         return self.region_ids.get(mr, mr.name)

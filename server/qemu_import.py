@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .access import MASK64
+from .access import MASK64, TWO64
 
 AS_LINE = re.compile(r"^address-space: (?P<name>.*)$")
 MR_LINE = re.compile(r"^memory-region: (?P<name>.*)$")
@@ -40,8 +40,23 @@ FV_EMPTY = re.compile(r"^  No rendered FlatView$")
 FV_RANGE = re.compile(
     r"^  (?P<start>[0-9a-f]{16})-(?P<end>[0-9a-f]{16}) "
     r"\(prio (?P<prio>-?\d+), (?P<nv>nv-)?(?P<type>ramd|romd|rom|ram|i/o|container)\): "
-    r"(?P<name>.*?)(?: @(?P<off>[0-9a-f]{16}))?(?P<rest>( .*)?)$"
+    r"(?P<rest>.*)$"
 )
+# After the name: " @OFFSET" (16 hex digits) when the offset is not 0, then with -o an owner,
+# then the accelerator's name when it maps the range (" KVM"). Names may contain " @".
+_ACCEL_SUFFIX = re.compile(r" (?:KVM|HVF|WHPX|NVMM|HAX|kvm|hvf|whpx|nvmm|hax)$")
+_OWNER_SUFFIX = re.compile(r"( orphan| owner:\{.*| parent:\{.*)$")
+_OFFSET_SUFFIX = re.compile(r" @(?P<off>[0-9a-f]{16})$")
+
+
+def split_range_name(rest: str) -> tuple[str, int]:
+    """The region name and offset of a flat-view line's tail."""
+    rest = _ACCEL_SUFFIX.sub("", rest)
+    rest = _OWNER_SUFFIX.sub("", rest)
+    m = _OFFSET_SUFFIX.search(rest)
+    if m:
+        return rest[: m.start()], int(m.group("off"), 16)
+    return rest, 0
 
 
 class ImportError_(ValueError):
@@ -161,6 +176,7 @@ def parse_dump(text: str) -> Dump:
                 continue
             m = FV_RANGE.match(line)
             if m:
+                name, offset = split_range_name(m.group("rest"))
                 view.ranges.append(
                     FlatRangeLine(
                         int(m.group("start"), 16),
@@ -168,8 +184,8 @@ def parse_dump(text: str) -> Dump:
                         int(m.group("prio")),
                         m.group("type"),
                         bool(m.group("nv")),
-                        m.group("name"),
-                        int(m.group("off") or "0", 16),
+                        name,
+                        offset,
                     )
                 )
                 continue
@@ -218,6 +234,15 @@ def parse_dump(text: str) -> Dump:
     return Dump(groups, sections, views)
 
 
+_KNOWN_KINDS = {"ram": "ram", "ramd": "ram", "rom": "rom", "romd": "romd", "container": "container"}
+
+
+def _fits(alias: Node, target: Node) -> bool:
+    return alias.alias_start + ((alias.end - alias.start) & MASK64) < target.size or (
+        target.start == 0 and target.end == MASK64
+    )
+
+
 def _walk(node: Node) -> list[Node]:
     out = [node]
     for c in node.children:
@@ -236,86 +261,266 @@ class _Importer:
         self.dump = dump
         self.warnings: list[str] = []
         self.roots: list[Node] = []  # top-level regions, in output order
+        self.nodes: list[Node] = []
+        # Evidence gathered by walking the trees where QEMU's flat views say something is.
+        self.terminates: set[int] = set()  # id(node): some flat range is this region's
+        self.hollow: set[int] = set()  # id(node): some address it covers shows nothing
+        self.one_byte: set[int] = set()  # id(node) printed start-start and shown 1 byte wide
+        self.view_roots: list[tuple[FlatViewBlock, Node]] = []
 
     def run(self) -> dict[str, Any]:
         dump = self.dump
         for _names, root in dump.groups:
             _place(root, 0)
-            self.roots.append(root)
         for _name, root in dump.sections:
             _place(root, 0)
-        tree_nodes = [n for r in self.roots for n in _walk(r)]
-        # Match memory-region sections to regions already printed, else they are new roots.
-        targets: dict[str, list[Node]] = {}
-        for name, root in dump.sections:
+        self._match_group_roots()
+        self._match_sections()
+        self.nodes = [n for r in self.roots for n in _walk(r)]
+        for n in self.nodes:
+            n.size = ((n.end - n.start) & MASK64) + 1
+            n.kind = _KNOWN_KINDS.get(n.type, "") if not n.is_alias else "alias"
+            if n.type == "ramd":
+                self.warnings.append(f"line {n.lineno}: RAM device {n.name!r} imported as ram")
+        self._gather_evidence()
+        for n in self.nodes:
+            self._classify(n)
+        self._assign_ids()
+        return self._description()
+
+    # -- structure ----------------------------------------------------------------------------
+
+    def _match_group_roots(self) -> None:
+        """An address space may be rooted at a region that sits inside another address space's
+        tree (both print it); such a root is that nested region, not a second copy."""
+        nested: list[tuple[Node, Node]] = []  # (node, the group root it is printed under)
+        for _names, root in self.dump.groups:
+            nested.extend((n, root) for n in _walk(root)[1:])
+        taken: set[int] = set()
+        canon: dict[int, Node] = {}
+        for i, (names, root) in enumerate(self.dump.groups):
             shape = root.shape()
-            match = next((n for n in tree_nodes if n.name == name and n.shape() == shape), None)
+            match = next(
+                (
+                    n
+                    for n, under in nested
+                    if under is not root
+                    and id(n) not in taken
+                    and n.name == root.name
+                    and n.shape() == shape
+                ),
+                None,
+            )
+            if match is not None:
+                taken.add(id(match))
+                self.dump.groups[i] = (names, match)
+                for copy, same in zip(_walk(root), _walk(match), strict=True):
+                    canon[id(copy)] = same
+        # A root matched inside a tree that was itself a copy: follow to the region kept.
+        for i, (names, root) in enumerate(self.dump.groups):
+            while id(root) in canon and canon[id(root)] is not root:
+                root = canon[id(root)]
+            self.dump.groups[i] = (names, root)
+        for _names, root in self.dump.groups:
+            if root.parent is None and all(root is not r for r in self.roots):
+                self.roots.append(root)
+
+    def _match_sections(self) -> None:
+        """Each ``memory-region:`` section is an alias target: the region printed elsewhere with
+        the same name, place and shape, or else a region mapped nowhere (a new root). Then point
+        every alias at one of the sections named like its target."""
+        tree_nodes = [n for r in self.roots for n in _walk(r)]
+        matched: set[int] = set()
+        sections: dict[str, list[Node]] = {}
+        for name, root in self.dump.sections:
+            shape = root.shape()
+            match = next(
+                (
+                    n
+                    for n in tree_nodes
+                    if id(n) not in matched and n.name == name and n.shape() == shape
+                ),
+                None,
+            )
             if match is None:
                 self.roots.append(root)
                 tree_nodes.extend(_walk(root))
                 match = root
-            targets.setdefault(name, []).append(match)
-        nodes = [n for r in self.roots for n in _walk(r)]
-        self._resolve_aliases(nodes, targets)
-        terminal = {r.name for v in dump.views for r in v.ranges}
-        one_byte = {(r.name, r.start) for v in dump.views for r in v.ranges if r.start == r.end}
-        for n in nodes:
-            self._classify(n, terminal, one_byte)
-        self._assign_ids(nodes)
-        return self._description()
-
-    def _resolve_aliases(self, nodes: list[Node], targets: dict[str, list[Node]]) -> None:
-        for n in nodes:
+            matched.add(id(match))
+            sections.setdefault(name, []).append(match)
+        # Aliases in the order QEMU met them while printing (which is the order it queued their
+        # targets). When several sections share a name, aliases sharing a name are taken to
+        # share a target, and each new alias name takes the next section.
+        order: list[Node] = []
+        seen: set[int] = set()
+        queue = list(self.roots)
+        for root in queue:
+            for n in _walk(root):
+                if id(n) not in seen:
+                    seen.add(id(n))
+                    order.append(n)
+        taken: dict[str, int] = {}
+        by_alias_name: dict[tuple[str, str], Node] = {}
+        for n in order:
             if not n.is_alias:
                 continue
-            candidates = targets.get(n.target or "", [])
+            candidates = sections.get(n.target or "")
             if not candidates:
                 raise ImportError_(
                     f"line {n.lineno}: alias {n.name!r} targets {n.target!r}, which has no "
                     "`memory-region:` section in the dump"
                 )
-            if len(candidates) > 1:
-                self.warnings.append(
-                    f"line {n.lineno}: {len(candidates)} regions are named {n.target!r}; "
-                    f"alias {n.name!r} was pointed at the first"
-                )
-            n.target_node = candidates[0]
+            key = (n.name, n.target or "")
+            if len(candidates) == 1:
+                n.target_node = candidates[0]
+            elif (key in by_alias_name and taken.get(n.target or "", 0) >= len(candidates)) or (
+                key in by_alias_name and _fits(n, by_alias_name[key])
+            ):
+                n.target_node = by_alias_name[key]
+            else:
+                k = taken.get(n.target or "", 0)
+                n.target_node = candidates[min(k, len(candidates) - 1)]
+                taken[n.target or ""] = k + 1
+            by_alias_name.setdefault(key, n.target_node)
 
-    def _classify(self, n: Node, terminal: set[str], one_byte: set[tuple[str, int]]) -> None:
-        size = ((n.end - n.start) & MASK64) + 1
+    # -- evidence from the flat views ---------------------------------------------------------
+
+    def _gather_evidence(self) -> None:
+        roots_by_as: dict[tuple[str, str], Node] = {}
+        for names, root in self.dump.groups:
+            for name in names:
+                roots_by_as.setdefault((name, root.name), root)
+        for view in self.dump.views:
+            root = None
+            for space in view.spaces:
+                root = roots_by_as.get(space)
+                if root is not None:
+                    break
+            if root is None:
+                continue
+            if view.root in ("", "(none)"):
+                for space in view.spaces:
+                    if space in roots_by_as:
+                        self._mark_empty_root(roots_by_as[space])
+                continue
+            fv_root = self._flatview_root(root, view.root)
+            if fv_root is None:
+                continue
+            self.view_roots.append((view, fv_root))
+            pos = 0
+            for fr in view.ranges:
+                if fr.start > pos:
+                    self._mark_hollow(fv_root, pos, fr.start)
+                self._explain(fv_root, fr)
+                pos = fr.end + 1
+            if pos < TWO64:
+                self._mark_hollow(fv_root, pos, TWO64)
+
+    def _mark_empty_root(self, root: Node) -> None:
+        """QEMU found nothing to render from ``root``: the regions its flat-view root walk goes
+        through are containers (an I/O region there would have been rendered)."""
+        node: Node | None = root
+        for _ in range(64):
+            if node is None or node.disabled:
+                return
+            if node.is_alias:
+                node = node.target_node
+                continue
+            if not node.kind:
+                self.hollow.add(id(node))
+            enabled = [c for c in node.children if not c.disabled]
+            node = enabled[0] if len(enabled) == 1 else None
+
+    def _flatview_root(self, root: Node, name: str) -> Node | None:
+        # QEMU renders from below the AS root through full aliases and lone children at 0.
+        node: Node | None = root
+        for _ in range(64):
+            if node is None or node.name == name:
+                return node
+            if node.is_alias:
+                node = node.target_node
+                continue
+            enabled = [c for c in node.children if not c.disabled]
+            node = enabled[0] if len(enabled) == 1 else None
+        return None
+
+    def _covering(self, node: Node, base: int, lo: int, hi: int, path: tuple[Any, ...]) -> Any:
+        """Yield (node, base, aliases passed) for every region that may fill part of [lo, hi),
+        in QEMU's render order: subregions first (highest priority first), then the region."""
+        if node.disabled:
+            return
+        end = base + (node.size if node.start != node.end else 1)
+        lo, hi = max(lo, base), min(hi, end)
+        if lo >= hi:
+            return
+        if node.is_alias:
+            target = node.target_node
+            assert target is not None
+            key = (id(node), base)
+            if key in path or len(path) > 64:
+                return
+            yield from self._covering(target, base - node.alias_start, lo, hi, (*path, key))
+            return
+        for child in sorted(node.children, key=lambda c: -c.prio):
+            yield from self._covering(child, base + child.addr, lo, hi, path)
+        yield node, base, path
+
+    def _explain(self, fv_root: Node, fr: FlatRangeLine) -> None:
+        """Find the region that supplies flat range ``fr``: the first candidate at its start that
+        has its name and offset. I/O regions met before it must be containers there."""
+        a = fr.start
+        passed: list[Node] = []
+        for node, base, _path in self._covering(fv_root, fv_root.addr, a, a + 1, ()):
+            if node.kind == "container":
+                continue
+            offset = a - base
+            if node.name == fr.name and offset == fr.offset:
+                self.terminates.add(id(node))
+                if node.start == node.end and fr.start == fr.end:
+                    self.one_byte.add(id(node))
+                for p in passed:
+                    self.hollow.add(id(p))
+                return
+            if node.kind:  # RAM, ROM or a ROM device would have filled this byte
+                return
+            passed.append(node)
+
+    def _mark_hollow(self, fv_root: Node, lo: int, hi: int) -> None:
+        """Nothing shows in [lo, hi): every I/O region reaching into it is a container."""
+        for node, _base, _path in self._covering(fv_root, fv_root.addr, lo, hi, ()):
+            if not node.kind:
+                self.hollow.add(id(node))
+
+    def _classify(self, n: Node) -> None:
         if n.start == n.end:
-            size = (
-                1
-                if (n.name, n.start) in one_byte or (n.is_alias and self._alias_shows_one_byte(n))
-                else 0
-            )
-        n.size = size
-        if n.is_alias:
-            n.kind = "alias"
-        elif n.type == "ram" or n.type == "ramd":
-            n.kind = "ram"
-            if n.type == "ramd":
-                self.warnings.append(f"line {n.lineno}: RAM device {n.name!r} imported as ram")
-        elif n.type == "rom":
-            n.kind = "rom"
-        elif n.type == "romd":
-            n.kind = "romd"
-        elif n.name in terminal:
+            n.size = 1 if id(n) in self.one_byte else 0
+        if n.kind:
+            return
+        if id(n) in self.terminates:
             n.kind = "mmio"
-        elif n.disabled and not n.children:
-            n.kind = "mmio"  # a reservation, such as the SMM blackholes
-        else:
+            if id(n) in self.hollow:
+                self.warnings.append(
+                    f"line {n.lineno}: {n.name!r} both shows and lets through; imported as mmio"
+                )
+        elif id(n) in self.hollow or n.children:
             n.kind = "container"
+        elif n.disabled or not n.children:
+            n.kind = "mmio"  # a device (or a reservation, like the SMM blackholes) never seen
 
-    def _alias_shows_one_byte(self, n: Node) -> bool:
-        return any(r.start == n.start == r.end for v in self.dump.views for r in v.ranges)
+    def alias_at(self, fv_root: Node, a: int) -> Node | None:
+        """The alias closest to the region that supplies address ``a`` (after classification)."""
+        by_id = {id(n): n for n in self.nodes}
+        for node, _base, path in self._covering(fv_root, fv_root.addr, a, a + 1, ()):
+            if node.kind != "container":
+                return by_id.get(path[-1][0]) if path else None
+        return None
 
-    def _assign_ids(self, nodes: list[Node]) -> None:
+    def _assign_ids(self) -> None:
         counts: dict[str, int] = {}
-        for n in nodes:
+        for n in self.nodes:
             counts[n.name] = counts.get(n.name, 0) + 1
         used: dict[str, int] = {}
-        for n in nodes:
+        for n in self.nodes:
             if counts[n.name] == 1:
                 n.id = n.name
                 continue
@@ -356,23 +561,35 @@ class _Importer:
         spaces = self._spaces()
         first = {id(r): i for i, (_s, r) in reversed(list(enumerate(spaces)))}
         roots = sorted(self.roots, key=lambda r: first.get(id(r), len(spaces)))
+        counts: dict[str, int] = {}
+        address_spaces = []
+        for name, root in spaces:
+            counts[name] = counts.get(name, 0) + 1
+            entry = {"name": name, "root": root.id}
+            if counts[name] > 1:
+                entry = {"name": name, "id": f"{name}#{counts[name]}", "root": root.id}
+            address_spaces.append(entry)
         return {
             "endianness": "little",
-            "address_spaces": [{"name": s, "root": r.id} for s, r in spaces],
+            "address_spaces": address_spaces,
             "regions": [self._region(r, True) for r in roots],
         }
 
     def _spaces(self) -> list[tuple[str, Node]]:
-        spaces: list[tuple[str, Node]] = []
-        root_of: dict[str, Node] = {}
-        for names, root in self.dump.groups:
-            for name in names:
-                root_of.setdefault(name, root)
-        order = [s for v in self.dump.views for s, _r in v.spaces]
-        for name in order + [n for names, _r in self.dump.groups for n in names]:
-            if name in root_of and all(name != s for s, _ in spaces):
-                spaces.append((name, root_of[name]))
-        return spaces
+        """(name, root) per address space, in the order the flat-view dump lists them (then any
+        the tree lists that the flat dump lacks). Names may repeat in QEMU."""
+        trees: list[tuple[str, Node]] = [(n, r) for names, r in self.dump.groups for n in names]
+        out: list[tuple[str, Node]] = []
+        used = [False] * len(trees)
+        for view in self.dump.views:
+            for name, root_name in view.spaces:
+                for i, (n, r) in enumerate(trees):
+                    if not used[i] and n == name and r.name == root_name:
+                        used[i] = True
+                        out.append((n, r))
+                        break
+        out.extend(t for i, t in enumerate(trees) if not used[i])
+        return out
 
 
 def _add_order(children: list[Node]) -> list[Node]:
@@ -398,61 +615,41 @@ def import_dump(text: str) -> tuple[dict[str, Any], list[str]]:
     """
     dump = parse_dump(text)
     imp = _Importer(dump)
-    desc = imp.run()
-    _fix_readonly(imp, desc)
+    desc = _fix_readonly(imp, imp.run())
     return desc, imp.warnings
 
 
-def _fix_readonly(imp: _Importer, desc: dict[str, Any]) -> None:
-    # Find ranges QEMU shows as rom although their region's own type is ram, and make the alias
-    # closest to the region on the path that maps it read-only.
-    from .flatview import FlatView
+def _fix_readonly(imp: _Importer, desc: dict[str, Any]) -> dict[str, Any]:
+    """Where QEMU shows ``rom`` over a range whose region is plain RAM, an alias on the way is
+    read-only: build the machine, find our writable ranges inside QEMU's read-only ones, and
+    mark the alias that maps each; repeat until nothing changes."""
     from .machine import Machine
 
-    machine = Machine.from_spec(_spec(desc), _here())
-    nodes_by_id = {n.id: n for r in imp.roots for n in _walk(r)}
-    changed = False
-    for view in imp.dump.views:
-        for space, _root in view.spaces:
-            if space not in machine.spaces:
+    for _ in range(16):
+        machine = Machine.from_spec(_spec(desc), _here())
+        spaces: dict[tuple[str, str], Any] = {}
+        for as_ in machine.system.address_spaces:
+            spaces.setdefault((as_.name, as_.root.name), as_)
+        marked = 0
+        for view, fv_root in imp.view_roots:
+            as_ = next((spaces[s] for s in view.spaces if s in spaces), None)
+            if as_ is None:
                 continue
-            as_ = machine.spaces[space]
-            for fr in view.ranges:
-                if fr.type != "rom":
+            ours = as_.current_map.ranges
+            for qr in view.ranges:
+                if qr.type != "rom":
                     continue
-                ours: FlatView = as_.current_map
-                mine = ours.lookup(fr.start)
-                if mine is None or mine.readonly or mine.mr.readonly:
-                    continue
-                chain = _resolve_chain(as_.root, fr.start)
-                for mr in reversed(chain[:-1]):
-                    if mr.alias is not None or mr is chain[0]:
-                        node = nodes_by_id.get(machine.region_id(mr))
-                        if node is not None and not node.readonly:
-                            node.readonly = True
-                            changed = True
-                        break
+                for fr in ours:
+                    if fr.end <= qr.start or fr.start > qr.end or fr.readonly or fr.mr.readonly:
+                        continue
+                    alias = imp.alias_at(fv_root, max(fr.start, qr.start))
+                    if alias is not None and not alias.readonly:
+                        alias.readonly = True
+                        marked += 1
+        if not marked:
             break
-    if changed:
-        desc.update(imp._description())
-
-
-def _resolve_chain(root: Any, addr: int) -> list[Any]:
-    """The regions a byte at ``addr`` passes through, root first (a plain tree walk)."""
-
-    def walk(mr: Any, a: int) -> list[Any] | None:
-        if not mr.enabled or not 0 <= a < mr.size:
-            return None
-        if mr.alias is not None:  # the target's own addr does not matter here
-            rest = walk(mr.alias, a + mr.alias_offset)
-            return [mr, *rest] if rest else None
-        for sub in mr.subregions:
-            got = walk(sub, a - sub.addr)
-            if got:
-                return [mr, *got]
-        return [mr] if mr.terminates else None
-
-    return walk(root, addr - root.addr) or []
+        desc = imp._description()
+    return desc
 
 
 def _spec(desc: dict[str, Any]) -> Any:

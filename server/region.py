@@ -98,10 +98,15 @@ def check_priority(priority: int) -> int:
     return priority
 
 
+SMALL_BACKING = 1 << 20
+
+
 def new_backing(size: int) -> bytearray | mmap.mmap:
-    """Zero-filled backing store for a RAM/ROM/ROM-device region of ``size`` bytes."""
-    if size == 0:
-        return bytearray()
+    """Zero-filled backing store for a RAM/ROM/ROM-device region of ``size`` bytes: a bytearray
+    up to 1 MiB (thousands of small regions must not each cost a kernel mapping), above that an
+    anonymous mapping whose pages are committed only when first written."""
+    if size <= SMALL_BACKING:
+        return bytearray(size)
     try:
         return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
     except (OSError, OverflowError, ValueError) as e:
@@ -172,6 +177,7 @@ class MemoryRegion:
         self._subs: list[MemoryRegion] = []
         self.alias: MemoryRegion | None = None
         self.alias_offset = 0
+        unassigned = Unassigned(unassigned)  # also accepts "memory" / "io"
         self.unassigned = unassigned
         self.backing: bytearray | mmap.mmap | None = None
         if kind is RegionKind.ALIAS:
@@ -214,6 +220,15 @@ class MemoryRegion:
     def has_ops(self) -> bool:
         """True when something other than QEMU's unassigned ops serves this region."""
         return self.ops is not UNASSIGNED_MEM_OPS and self.ops is not UNASSIGNED_IO_OPS
+
+    def is_ancestor_of(self, other: MemoryRegion) -> bool:
+        """True if ``other`` is (transitively) a subregion of this region."""
+        mr = other.container
+        while mr is not None:
+            if mr is self:
+                return True
+            mr = mr.container
+        return False
 
     def absolute_addr(self) -> int:
         """Sum of ``addr`` up the container chain (QEMU's ``memory_region_find`` base)."""
@@ -349,8 +364,10 @@ class MemoryRegion:
                 f"{sub.name!r} is already mapped in {sub.container.name!r}; "
                 "a region has one container (map it elsewhere through an alias)"
             )
-        if reaches(sub, self):
-            raise CycleError(f"mapping {sub.name!r} inside {self.name!r} would create a cycle")
+        if sub is self or sub.is_ancestor_of(self):
+            raise CycleError(
+                f"mapping {sub.name!r} inside {self.name!r} would put a region inside itself"
+            )
 
     def _insert(self, sub: MemoryRegion) -> None:
         subs = self._subs
@@ -376,6 +393,8 @@ class MemoryRegion:
         with self.system.transaction():
             old = (self.addr, self.priority)
             if container is None:
+                # As in QEMU, only the field changes: nothing is marked dirty, so a view
+                # rendered from this region keeps the old address until the next re-render.
                 self.addr, self.priority = addr, priority
                 self.system._record(lambda: _restore_place(self, old))
                 return
@@ -422,20 +441,3 @@ def _priority(mr: MemoryRegion) -> int:
 
 def _restore_place(mr: MemoryRegion, old: tuple[int, int]) -> None:
     mr.addr, mr.priority = old
-
-
-def reaches(start: MemoryRegion, goal: MemoryRegion) -> bool:
-    """True if ``goal`` is ``start`` or can be reached from it through subregions and aliases."""
-    stack = [start]
-    seen: set[int] = set()
-    while stack:
-        mr = stack.pop()
-        if mr is goal:
-            return True
-        if id(mr) in seen:
-            continue
-        seen.add(id(mr))
-        stack.extend(mr._subs)
-        if mr.alias is not None:
-            stack.append(mr.alias)
-    return False

@@ -124,6 +124,7 @@ class MemorySystem:
         intermediate state."""
         journal: list[Callable[[], None]] = []
         was_dirty = self._dirty
+        views = dict(self._views)
         self.begin()
         self._journals.append(journal)
         try:
@@ -133,6 +134,7 @@ class MemorySystem:
             for undo in reversed(journal):
                 undo()
             self._dirty = was_dirty  # the tree is back to what it was
+            self._views = views  # forget views rendered from the abandoned tree
             self.commit()
             raise
         self._journals.pop()
