@@ -1,1 +1,51 @@
-"""placeholder"""
+"""mmiobus's client: a blocking `Bus`, an asyncio `AsyncBus`, and the `mmiobus` command line.
+
+    from mmiobus.client import Bus
+
+    with Bus("127.0.0.1:7170") as bus:
+        bus.write(0x1000, b"\\x2a")
+        assert bus.read(0x1000, 1) == b"\\x2a"
+"""
+
+from mmiobus.server.access import MemTxAttrs, MemTxResult
+from mmiobus.server.addrspace import ReadResult
+
+from .aio import AsyncBus, AsyncStream
+from .core import Read, Write
+from .errors import (
+    BusError,
+    BusFault,
+    Conflict,
+    InvalidRequest,
+    LimitExceeded,
+    NotFound,
+    PermissionDenied,
+    RpcFailure,
+    ServerUnavailable,
+    Timeout,
+)
+from .sync import Bus, Stream
+from .topology import Transaction
+
+__all__ = [
+    "AsyncBus",
+    "AsyncStream",
+    "Bus",
+    "BusError",
+    "BusFault",
+    "Conflict",
+    "InvalidRequest",
+    "LimitExceeded",
+    "MemTxAttrs",
+    "MemTxResult",
+    "NotFound",
+    "PermissionDenied",
+    "Read",
+    "ReadResult",
+    "RpcFailure",
+    "ServerUnavailable",
+    "Stream",
+    "Timeout",
+    "Transaction",
+    "Write",
+]

@@ -28,6 +28,12 @@ def _out(text: str) -> None:
 
 
 def cmd_mtree(args: argparse.Namespace) -> int:
+    if args.server:
+        if args.file:
+            raise CommandError("give either a FILE or --server, not both")
+        with _connect(args) as bus:
+            _out(bus.mtree(flat=args.f, disabled=args.D))
+        return 0
     from mmiobus.server import mtree
     from mmiobus.server.machine import Machine
 
@@ -64,11 +70,168 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- client commands -------------------------------------------------------------------------
+
+EXIT_FAULT = 3  # the bus answered with a fault (MemTxResult other than OK)
+
+
+def _connect(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from mmiobus.client import Bus
+
+    return Bus(args.server or None, address_space=getattr(args, "address_space", "") or "",
+               timeout=args.timeout)
+
+
+def _int(text: str) -> int:
+    """An address or number: decimal, 0x hex, 0o octal, 0b binary; underscores allowed."""
+    try:
+        return int(text.replace("_", ""), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (use 0x... for hex)") from None
+
+
+def hexdump(addr: int, data: bytes) -> str:
+    """Lines of 16 bytes, each prefixed with its bus address, with an ASCII column."""
+    lines = []
+    for i in range(0, len(data), 16):
+        chunk = data[i : i + 16]
+        hexes = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{(addr + i) & ((1 << 64) - 1):016x}  {hexes:<47}  |{text}|")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    from mmiobus.client import MemTxResult
+    from mmiobus.client.core import WIDTHS, byteorder
+
+    fmt = args.format
+    width = WIDTHS.get(fmt, 1)
+    size = args.length if args.length is not None else (width if fmt in WIDTHS else 4)
+    if size % width:
+        raise CommandError(f"--format {fmt} needs a length that is a multiple of {width}")
+    with _connect(args) as bus:
+        r = bus.read(args.addr, size, check=False)
+        order = byteorder(bus.info)
+    if fmt == "raw":
+        sys.stdout.buffer.write(r.data)
+        sys.stdout.flush()
+    elif fmt == "hex":
+        _out(hexdump(args.addr, r.data))
+    else:
+        values = [int.from_bytes(r.data[i : i + width], order) for i in range(0, size, width)]
+        _out("".join(f"{v:#0{2 + 2 * width}x}\n" for v in values))
+    if r.result != MemTxResult.OK:
+        print(f"mmiobus read: bus fault: {_result(r.result)} reading {size} bytes at "
+              f"{args.addr:#x}", file=sys.stderr)
+        return EXIT_FAULT
+    return 0
+
+
+def _result(result: int) -> str:
+    from mmiobus.client.errors import _result_name
+
+    return _result_name(result)  # type: ignore[arg-type]
+
+
+def _write_data(args: argparse.Namespace, order: str) -> bytes:
+    from mmiobus.client.core import WIDTHS, encode_value
+
+    fmt, data = args.format, args.data
+    if fmt == "raw":
+        if data == "-":
+            return sys.stdin.buffer.read()
+        if data.startswith("@"):
+            try:
+                return Path(data[1:]).read_bytes()
+            except OSError as e:
+                raise CommandError(f"cannot read {data[1:]}: {e.strerror}") from None
+        return data.encode()
+    if fmt == "hex":
+        text = data.removeprefix("0x").replace(" ", "").replace(":", "").replace("_", "")
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            raise CommandError(f"{data!r} is not hex bytes (e.g. deadbeef or 'de ad be ef')") from None
+    width = WIDTHS[fmt]
+    try:
+        return encode_value(_int(data), width, order)
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        raise CommandError(str(e)) from None
+
+
+def cmd_write(args: argparse.Namespace) -> int:
+    from mmiobus.client import MemTxResult
+    from mmiobus.client.core import byteorder
+
+    with _connect(args) as bus:
+        data = _write_data(args, byteorder(bus.info))
+        result = bus.write(args.addr, data, check=False)
+    if result != MemTxResult.OK:
+        print(f"mmiobus write: bus fault: {_result(result)} writing {len(data)} bytes at "
+              f"{args.addr:#x}", file=sys.stderr)
+        return EXIT_FAULT
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from mmiobus.client.topology import from_yaml
+
+    text = sys.stdin.read() if args.file == "-" else _read_text(args.file)
+    base = Path(".") if args.file == "-" else Path(args.file).parent
+    try:
+        ops = from_yaml(text, base)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    with _connect(args) as bus:
+        reply = bus.apply(ops)
+    print(f"applied {reply.applied} operation{'s' if reply.applied != 1 else ''} "
+          f"(topology generation {reply.generation})")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+
+    with _connect(args) as bus:
+        _out(json_format.MessageToJson(bus.info, indent=2) + "\n")
+    return 0
+
+
 def _read_text(path: str) -> str:
     try:
         return Path(path).read_text()
     except OSError as e:
         raise CommandError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mmiobus.server.machine import Machine
+    from mmiobus.server.service import app, logs
+    from mmiobus.server.service.limits import Limits
+
+    logs.configure(args.log_format, args.log_level)
+    machine = Machine.from_file(args.config) if args.config else Machine.default()
+    try:
+        limits = Limits(
+            max_access_bytes=args.max_access_bytes,
+            max_batch_bytes=args.max_batch_bytes,
+            max_batch_accesses=args.max_batch_accesses,
+            max_topology_ops=args.max_topology_ops,
+            max_message_bytes=args.max_message_bytes,
+            grace_seconds=args.grace,
+        )
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+
+    def ready(addresses: list[str]) -> None:
+        for address in addresses:
+            print(f"mmiobus: listening on {address}", flush=True)
+
+    try:
+        return app.run_forever(machine, args.listen or [], limits, ready)
+    except app.ListenError as e:
+        raise CommandError(str(e)) from None
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -81,6 +244,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    from mmiobus.server.service.limits import Limits
+
+    d = Limits()
+    p = sub.add_parser(
+        "serve",
+        help="run the bus server",
+        description="Serve a machine (the built-in default one unless --config is given) over "
+        "gRPC until SIGINT or SIGTERM; then finish the calls in flight and exit 0.",
+    )
+    p.add_argument("--config", "-c", metavar="FILE", help="machine description (YAML)")
+    p.add_argument(
+        "--listen",
+        "-l",
+        action="append",
+        metavar="ADDR",
+        help="HOST:PORT or unix:PATH; repeat to listen on several (default: 127.0.0.1:7170; "
+        "port 0 picks a free one)",
+    )
+    p.add_argument("--log-format", choices=["console", "json"], default="console")
+    p.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    p.add_argument("--max-access-bytes", type=int, default=d.max_access_bytes, metavar="N")
+    p.add_argument("--max-batch-bytes", type=int, default=d.max_batch_bytes, metavar="N")
+    p.add_argument("--max-batch-accesses", type=int, default=d.max_batch_accesses, metavar="N")
+    p.add_argument("--max-topology-ops", type=int, default=d.max_topology_ops, metavar="N")
+    p.add_argument("--max-message-bytes", type=int, default=d.max_message_bytes, metavar="N")
+    p.add_argument(
+        "--grace", type=float, default=d.grace_seconds, metavar="SECONDS",
+        help="how long shutdown waits for calls in flight",
+    )
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser(
         "mtree",
         help="print a machine's memory tree as QEMU's `info mtree` does",
@@ -90,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", help="machine description (YAML); default: built-in")
     p.add_argument("-f", action="store_true", help="print the flat views")
     p.add_argument("-D", action="store_true", help="include disabled regions")
+    p.add_argument("--server", "-s", metavar="ADDR", help="print a running bus's tree instead")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
     p.set_defaults(func=cmd_mtree)
 
     p = sub.add_parser(
@@ -102,15 +298,68 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of machine descriptions")
     p.set_defaults(func=cmd_schema)
+
+    def client(p: argparse.ArgumentParser, spaces: bool = True) -> None:
+        p.add_argument(
+            "--server", "-s", metavar="ADDR",
+            help="HOST:PORT or unix:PATH of the bus (default: $MMIOBUS_SERVER or 127.0.0.1:7170)",
+        )
+        p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+        if spaces:
+            p.add_argument("--address-space", "-a", metavar="ID", help="default: the first one")
+
+    formats = ["hex", "raw", "u8", "u16", "u32", "u64"]
+    p = sub.add_parser(
+        "read",
+        help="read bytes from the bus",
+        description="Read LEN bytes (default 4, or one value with --format uN) at ADDR and "
+        "print them. Exit status 3 if the bus answered with a fault.",
+    )
+    p.add_argument("addr", type=_int, metavar="ADDR")
+    p.add_argument("length", type=_int, nargs="?", metavar="LEN")
+    p.add_argument("--format", "-f", choices=formats, default="hex",
+                   help="hex: a hexdump (default); raw: the bytes; uN: values in the bus's byte order")
+    client(p)
+    p.set_defaults(func=cmd_read)
+
+    p = sub.add_parser(
+        "write",
+        help="write bytes to the bus",
+        description="Write DATA at ADDR. Exit status 3 if the bus answered with a fault.",
+    )
+    p.add_argument("addr", type=_int, metavar="ADDR")
+    p.add_argument(
+        "data", metavar="DATA",
+        help="hex bytes (deadbeef, 'de ad be ef'); a number with --format uN; with --format "
+        "raw: the text itself, @FILE, or - for standard input",
+    )
+    p.add_argument("--format", "-f", choices=formats, default="hex")
+    client(p)
+    p.set_defaults(func=cmd_write)
+
+    p = sub.add_parser(
+        "apply",
+        help="apply topology operations from a YAML file, all or none",
+        description="Apply the operations in FILE ('-' for stdin) as one transaction. "
+        "FILE is a list such as:  - add_subregion: {parent: system, child: scratch, addr: 0x1000}",
+    )
+    p.add_argument("file", metavar="FILE")
+    client(p, spaces=False)
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("info", help="what the server is: version, byte order, limits")
+    client(p, spaces=False)
+    p.set_defaults(func=cmd_info)
     return parser
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from mmiobus.client.errors import BusError
     from mmiobus.server.description import DescriptionError
     from mmiobus.server.errors import MemoryModelError
     from mmiobus.server.qemu_import import ImportError_
 
-    return (CommandError, DescriptionError, MemoryModelError, ImportError_, OSError)
+    return (CommandError, DescriptionError, MemoryModelError, ImportError_, OSError, BusError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

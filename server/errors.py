@@ -34,3 +34,18 @@ class TransactionError(MemoryModelError):
 
 class AsyncOpsError(MemoryModelError):
     """A synchronous access reached MMIO ops that answer with a coroutine; use the async API."""
+
+
+class NotFoundError(MemoryModelError, KeyError):
+    """No region or address space has that id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class AlreadyExistsError(MemoryModelError):
+    """The id is taken."""
+
+
+class InUseError(MemoryModelError):
+    """The region cannot go: an address space or an alias still uses it."""

@@ -20,7 +20,12 @@ from .description import (
     load_file_contents,
     parse_text,
 )
-from .errors import MemoryModelError
+from .errors import (
+    AlreadyExistsError,
+    InUseError,
+    MemoryModelError,
+    NotFoundError,
+)
 from .region import MemoryRegion, RegionKind, Unassigned
 from .system import MemorySystem
 
@@ -228,24 +233,109 @@ class Machine:
     # -- lookups ------------------------------------------------------------------------------
 
     def region(self, region_id: str) -> MemoryRegion:
+        """The region with this id (``NotFoundError`` if none)."""
         try:
             return self.regions[region_id]
         except KeyError:
-            raise KeyError(f"no region with id {region_id!r}") from None
+            raise NotFoundError(f"no region with id {region_id!r}") from None
 
     def address_space(self, key: str | None = None) -> AddressSpace:
         """The address space with this id, or the first one when ``key`` is empty."""
         if not key:
             if not self.system.address_spaces:
-                raise KeyError("this machine has no address space")
+                raise NotFoundError("this machine has no address space")
             return self.system.address_spaces[0]
         try:
             return self.spaces[key]
         except KeyError:
-            raise KeyError(f"no address space with id {key!r}") from None
+            raise NotFoundError(f"no address space with id {key!r}") from None
 
     def region_id(self, mr: MemoryRegion) -> str:
         return self.region_ids.get(mr, mr.name)
+
+    def space_id(self, as_: AddressSpace) -> str:
+        for key, space in self.spaces.items():
+            if space is as_:
+                return key
+        return as_.name
+
+    # -- topology operations ------------------------------------------------------------------
+    # Each records how to undo its bookkeeping, so that MemorySystem.atomic() can roll a whole
+    # transaction back (the region tree's own changes are recorded by the model).
+
+    def create_region(self, spec: Any) -> MemoryRegion:
+        """Create an unmapped region from a description entry (a ``Region`` spec without
+        subregions); its id is ``spec.key``."""
+        key = spec.key
+        if key in self.regions:
+            raise AlreadyExistsError(f"a region with id {key!r} already exists")
+        if spec.subregions:
+            raise MemoryModelError("create subregions one by one and map them with add_subregion")
+        if isinstance(spec, AliasSpec):
+            mr = self.system.alias(spec.name, self.region(spec.target), spec.offset, spec.size)
+        else:
+            mr = self._create(spec, Path("."))
+        mr.enabled = spec.enabled
+        mr.readonly = spec.readonly or mr.kind is RegionKind.ROM
+        mr.nonvolatile = spec.nonvolatile
+        if isinstance(spec, RomdSpec):
+            mr.romd_mode = spec.romd_mode
+        mr.addr, mr.priority = spec.addr, spec.priority
+        self._add(key, mr)
+        self.declared[key] = Declared(spec, ())
+
+        def undo() -> None:
+            del self.regions[key]
+            del self.region_ids[mr]
+            del self.declared[key]
+
+        self.system._record(undo)
+        return mr
+
+    def delete_region(self, region_id: str) -> None:
+        """Unmap and forget a region; its subregions stay, unmapped. Refused while it is an
+        address space's root or an alias's target."""
+        mr = self.region(region_id)
+        for key, as_ in self.spaces.items():
+            if as_.root is mr:
+                raise InUseError(f"region {region_id!r} is the root of address space {key!r}")
+        for other_id, other in self.regions.items():
+            if other.alias is mr:
+                raise InUseError(f"region {region_id!r} is the target of alias {other_id!r}")
+        with self.system.transaction():
+            if mr.container is not None:
+                mr.container.del_subregion(mr)
+            for sub in mr.subregions:
+                mr.del_subregion(sub)
+            declared = self.declared.pop(region_id, None)
+            del self.regions[region_id]
+            del self.region_ids[mr]
+
+            def undo() -> None:
+                self._add(region_id, mr)
+                if declared is not None:
+                    self.declared[region_id] = declared
+
+            self.system._record(undo)
+
+    def add_subregion(self, parent_id: str, child_id: str, addr: int, priority: int = 0) -> None:
+        self.region(parent_id).add_subregion(addr, self.region(child_id), priority)
+
+    def remove_subregion(self, child_id: str) -> None:
+        child = self.region(child_id)
+        if child.container is None:
+            from .errors import NotMappedError
+
+            raise NotMappedError(f"region {child_id!r} is not mapped anywhere")
+        child.container.del_subregion(child)
+
+    def create_address_space(self, key: str, name: str, root_id: str) -> AddressSpace:
+        if key in self.spaces:
+            raise AlreadyExistsError(f"an address space with id {key!r} already exists")
+        as_ = self.system.address_space(name or key, self.region(root_id))
+        self.spaces[key] = as_
+        self.system._record(lambda: self.spaces.pop(key, None))
+        return as_
 
 
 def _fmt(path: Path_) -> str:

@@ -1,0 +1,1 @@
+"""The gRPC side of the server (imports grpc; the memory model does not)."""

@@ -1,0 +1,152 @@
+"""`mmiobus serve`: one machine on one gRPC server, on TCP and/or unix sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from mmiobus.v1 import bus_pb2
+
+from ..machine import Machine
+from .bus import BusService
+from .limits import Limits
+from .registry import register
+
+log = structlog.get_logger("mmiobus.server")
+
+DEFAULT_LISTEN = "127.0.0.1:7170"
+
+
+def version() -> str:
+    try:
+        return metadata.version("mmiobus")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+class ListenError(Exception):
+    """The server could not listen where it was asked to."""
+
+
+@dataclass
+class BusServer:
+    """A running server: the gRPC server, the services, and where it listens."""
+
+    machine: Machine
+    limits: Limits = field(default_factory=Limits)
+    server: grpc.aio.Server | None = None
+    bus: BusService | None = None
+    health: health.aio.HealthServicer | None = None
+    addresses: list[str] = field(default_factory=list)
+
+    async def start(self, listen: list[str]) -> None:
+        lim = self.limits
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", lim.max_message_bytes),
+                ("grpc.max_send_message_length", lim.max_message_bytes),
+                # Without this, Linux lets a second server bind the same port silently.
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        self.bus = BusService(self.machine, lim, version())
+        register(self.bus, self.server, bus_pb2.DESCRIPTOR.services_by_name["Bus"])
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = [
+            bus_pb2.DESCRIPTOR.services_by_name["Bus"].full_name,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ]
+        reflection.enable_server_reflection(names, self.server)
+        for address in listen or [DEFAULT_LISTEN]:
+            self.addresses.append(self._listen(address))
+        await self.server.start()
+        for name in ("", names[0]):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", machine=self.machine.source, addresses=self.addresses)
+
+    def _listen(self, address: str) -> str:
+        assert self.server is not None
+        if address.startswith("unix:"):
+            path = address.removeprefix("unix://").removeprefix("unix:")
+            if not path.startswith("/"):
+                path = str(Path(path).resolve())
+            _remove_stale_socket(path)
+            target = f"unix:{path}"
+        else:
+            target = address
+        try:
+            port = self.server.add_insecure_port(target)
+        except RuntimeError as e:
+            raise ListenError(f"cannot listen on {address}: {e} (address in use?)") from None
+        if not target.startswith("unix:"):
+            host = target.rsplit(":", 1)[0]
+            return f"{host}:{port}"
+        return target
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting calls, let those in flight finish (up to ``grace`` seconds)."""
+        if self.server is None:
+            return
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.limits.grace_seconds if grace is None else grace)
+        for address in self.addresses:
+            if address.startswith("unix:"):
+                _remove_stale_socket(address.removeprefix("unix:"))
+
+
+def _remove_stale_socket(path: str) -> None:
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+async def run(
+    machine: Machine,
+    listen: list[str],
+    limits: Limits,
+    on_ready: Callable[[list[str]], None] | None = None,
+) -> int:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully; returns the exit status."""
+    bus = BusServer(machine, limits)
+    await bus.start(listen)
+    if on_ready is not None:
+        on_ready(bus.addresses)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", grace_seconds=limits.grace_seconds)
+    await bus.stop()
+    log.info("stopped")
+    return 0
+
+
+def run_forever(
+    machine: Machine,
+    listen: list[str],
+    limits: Limits,
+    on_ready: Callable[[list[str]], None] | None = None,
+) -> int:
+    """``run`` on uvloop where it is available."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - e.g. Windows
+        return asyncio.run(run(machine, listen, limits, on_ready))
+    return uvloop.run(run(machine, listen, limits, on_ready))

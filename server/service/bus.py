@@ -1,0 +1,324 @@
+"""The ``mmiobus.v1.Bus`` service: accesses, topology, inspection.
+
+Thin on purpose: validate, translate between messages and the model, map errors to status codes.
+Every access runs on the event loop; a RAM or ROM access completes without awaiting anything,
+so accesses from different clients interleave at access granularity and never tear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Coroutine
+from typing import Any
+
+import grpc
+import structlog
+
+from mmiobus.v1 import bus_pb2 as pb
+from mmiobus.v1 import bus_pb2_grpc
+
+from ..access import MEMTXATTRS_UNSPECIFIED, MemTxAttrs
+from ..addrspace import AddressSpace, ReadResult
+from ..flatview import flatview_root
+from ..machine import Machine
+from ..mtree import mtree
+from .convert import (
+    ENDIAN_TO_PB,
+    attrs_from_pb,
+    region_spec_from_pb,
+    region_to_pb,
+    size_from_pb,
+    size_to_pb,
+)
+from .limits import Limits
+from .status import RpcError, invalid, limit, not_found, status_of
+
+log = structlog.get_logger("mmiobus.bus")
+
+PROTOCOL_VERSION = 1
+
+RwResponse = pb.RwResponse
+
+
+class BusService(bus_pb2_grpc.BusServicer):
+    """Serves one machine."""
+
+    def __init__(self, machine: Machine, limits: Limits, version: str) -> None:
+        self.machine = machine
+        self.limits = limits
+        self.version = version
+        self.devices: dict[Any, str] = {}  # region -> name of the device serving it
+        self._spaces: dict[str, AddressSpace] = {}
+        self.refresh_spaces()
+
+    def refresh_spaces(self) -> None:
+        """Rebuild the id -> address space map ("" is the first one)."""
+        spaces = dict(self.machine.spaces)
+        if self.machine.system.address_spaces:
+            spaces[""] = self.machine.system.address_spaces[0]
+        self._spaces = spaces
+
+    # -- accesses -----------------------------------------------------------------------------
+
+    def _space(self, key: str, where: str = "address_space") -> AddressSpace:
+        space = self._spaces.get(key)
+        if space is None:
+            if not key:
+                raise not_found("this machine has no address space")
+            raise not_found(f"{where}: no address space with id {key!r}")
+        return space
+
+    def _check(self, req: pb.RwRequest, where: str) -> tuple[AddressSpace, MemTxAttrs, str]:
+        """Validate one access; returns (address space, attributes, "read" or "write")."""
+        space = self._space(req.address_space, f"{where}.address_space")
+        op = req.WhichOneof("op")
+        if op == "read":
+            if req.read > self.limits.max_access_bytes:
+                raise limit(
+                    f"{where}: reading {req.read} bytes exceeds the limit of "
+                    f"{self.limits.max_access_bytes} bytes per access (--max-access-bytes)"
+                )
+        elif op == "write":
+            if len(req.write) > self.limits.max_access_bytes:
+                raise limit(
+                    f"{where}: writing {len(req.write)} bytes exceeds the limit of "
+                    f"{self.limits.max_access_bytes} bytes per access (--max-access-bytes)"
+                )
+        else:
+            raise invalid(f"{where}: an access needs `read` (a length) or `write` (the data)")
+        attrs = attrs_from_pb(req.attrs) if req.HasField("attrs") else MEMTXATTRS_UNSPECIFIED
+        return space, attrs, op
+
+    def _run(
+        self, req: pb.RwRequest, space: AddressSpace, attrs: MemTxAttrs, op: str
+    ) -> pb.RwResponse | Coroutine[Any, Any, pb.RwResponse]:
+        """Start one access: its response, or a coroutine when a device must be awaited."""
+        if op == "read":
+            r = space.dispatch_read(req.addr, req.read, attrs)
+            if type(r) is ReadResult:
+                return RwResponse(id=req.id, data=r[0], result=r[1])
+            return _read_reply(req.id, r)  # type: ignore[arg-type]
+        w = space.dispatch_write(req.addr, req.write, attrs)
+        if isinstance(w, int):
+            return RwResponse(id=req.id, result=w)
+        return _write_reply(req.id, w)
+
+    def _check_batch(
+        self, accesses: Any, where: str
+    ) -> list[tuple[pb.RwRequest, AddressSpace, MemTxAttrs, str]]:
+        limits = self.limits
+        if len(accesses) > limits.max_batch_accesses:
+            raise limit(
+                f"{where}: {len(accesses)} accesses exceed the limit of "
+                f"{limits.max_batch_accesses} per message (--max-batch-accesses)"
+            )
+        checked = []
+        total = 0
+        for i, req in enumerate(accesses):
+            space, attrs, op = self._check(req, f"{where}[{i}]")
+            total += req.read if op == "read" else len(req.write)
+            checked.append((req, space, attrs, op))
+        if total > limits.max_batch_bytes:
+            raise limit(
+                f"{where}: {total} bytes in one message exceed the limit of "
+                f"{limits.max_batch_bytes} (--max-batch-bytes)"
+            )
+        return checked
+
+    async def _run_all(
+        self, checked: list[tuple[pb.RwRequest, AddressSpace, MemTxAttrs, str]]
+    ) -> list[pb.RwResponse]:
+        results = []
+        run = self._run
+        for req, space, attrs, op in checked:
+            out = run(req, space, attrs, op)
+            if type(out) is not RwResponse:
+                out = await out  # type: ignore[misc]
+            results.append(out)
+        return results
+
+    async def Rw(self, request: pb.RwRequest, context: grpc.aio.ServicerContext) -> pb.RwResponse:
+        try:
+            out = self._run(request, *self._check(request, "request"))
+            if type(out) is not RwResponse:
+                out = await out  # type: ignore[misc]
+            return out  # type: ignore[return-value]
+        except Exception as e:
+            await _abort(context, e)
+            raise
+
+    async def RwBatch(
+        self, request: pb.RwBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RwBatchResponse:
+        try:
+            checked = self._check_batch(request.accesses, "accesses")
+            return pb.RwBatchResponse(results=await self._run_all(checked))
+        except Exception as e:
+            await _abort(context, e)
+            raise
+
+    async def RwStream(
+        self,
+        request_iterator: AsyncIterator[pb.RwStreamRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.RwStreamResponse]:
+        n = 0
+        try:
+            async for message in request_iterator:
+                checked = self._check_batch(message.accesses, f"message {n}: accesses")
+                yield pb.RwStreamResponse(results=await self._run_all(checked))
+                n += 1
+        except Exception as e:
+            await _abort(context, e)
+            raise
+
+    # -- topology -----------------------------------------------------------------------------
+
+    async def ApplyTopology(
+        self, request: pb.ApplyTopologyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ApplyTopologyResponse:
+        try:
+            if len(request.ops) > self.limits.max_topology_ops:
+                raise limit(
+                    f"ops: {len(request.ops)} operations exceed the limit of "
+                    f"{self.limits.max_topology_ops} per transaction (--max-topology-ops)"
+                )
+            machine = self.machine
+            with machine.system.atomic():
+                for i, op in enumerate(request.ops):
+                    try:
+                        self._apply(op, f"ops[{i}]")
+                    except Exception as e:
+                        status = status_of(e)
+                        if status is None:
+                            raise
+                        what = op.WhichOneof("op") or "op"
+                        message = status[1]
+                        if not message.startswith(f"ops[{i}]"):
+                            message = f"ops[{i}] ({what}): {message}"
+                        raise RpcError(status[0], message + "; nothing was applied") from None
+            self.refresh_spaces()
+            log.info("topology changed", ops=len(request.ops), generation=machine.system.generation)
+            return pb.ApplyTopologyResponse(
+                applied=len(request.ops), generation=machine.system.generation
+            )
+        except Exception as e:
+            await _abort(context, e)
+            raise
+
+    def _apply(self, op: pb.TopologyOp, where: str) -> None:
+        m = self.machine
+        kind = op.WhichOneof("op")
+        if kind is None:
+            raise invalid(f"{where}: empty operation (set one of create_region, add_subregion, ...)")
+        o = getattr(op, kind)
+        where = f"{where}.{kind}"
+        if kind == "create_region":
+            spec = region_spec_from_pb(o, where)
+            if spec.kind == "alias" and spec.target not in m.regions:
+                raise not_found(f"{where}.target: no region with id {spec.target!r}")
+            mr = m.create_region(spec)
+            if o.contents:
+                mr.backing[: len(o.contents)] = o.contents  # type: ignore[index]
+        elif kind == "delete_region":
+            m.delete_region(o.id)
+        elif kind == "add_subregion":
+            m.add_subregion(o.parent, o.child, o.addr, o.priority)
+        elif kind == "remove_subregion":
+            m.remove_subregion(o.child)
+        elif kind == "set_address":
+            m.region(o.id).set_address(o.addr)
+        elif kind == "set_priority":
+            m.region(o.id).set_priority(o.priority)
+        elif kind == "set_enabled":
+            m.region(o.id).set_enabled(o.enabled)
+        elif kind == "set_alias_offset":
+            m.region(o.id).set_alias_offset(o.offset)
+        elif kind == "set_size":
+            m.region(o.id).set_size(size_from_pb(o.size))
+        elif kind == "create_address_space":
+            if not o.id:
+                raise invalid(f"{where}.id: an address space needs an id")
+            m.create_address_space(o.id, o.name, o.root)
+        elif kind == "set_readonly":
+            m.region(o.id).set_readonly(o.readonly)
+        elif kind == "set_romd":
+            m.region(o.id).set_romd(o.romd_mode)
+        else:  # pragma: no cover - a newer client
+            raise invalid(f"{where}: unknown operation")
+
+    async def GetTopology(
+        self, request: pb.GetTopologyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Topology:
+        m = self.machine
+        out = pb.Topology(
+            endianness=ENDIAN_TO_PB[m.system.endianness], generation=m.system.generation
+        )
+        for mr in m.regions.values():
+            out.regions.append(region_to_pb(m, mr, self.devices.get(mr, "")))
+        for key, as_ in m.spaces.items():
+            fv_root = flatview_root(as_.root)
+            space = out.address_spaces.add(
+                id=key,
+                name=as_.name,
+                root=m.region_id(as_.root),
+                flatview_root=m.region_id(fv_root) if fv_root is not None else "",
+            )
+            if request.flat_views:
+                for fr in as_.flatview.ranges:
+                    space.flat_view.add(
+                        start=fr.start,
+                        size=size_to_pb(fr.end - fr.start),
+                        region=m.region_id(fr.mr),
+                        offset=fr.offset,
+                        readonly=fr.readonly,
+                        nonvolatile=fr.nonvolatile,
+                    )
+        return out
+
+    async def Mtree(
+        self, request: pb.MtreeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.MtreeResponse:
+        text = mtree(self.machine.system, flat=request.flat, show_disabled=request.disabled)
+        return pb.MtreeResponse(text=text)
+
+    async def GetInfo(self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext) -> pb.Info:
+        m = self.machine
+        lim = self.limits
+        return pb.Info(
+            version=self.version,
+            protocol_version=PROTOCOL_VERSION,
+            machine=m.source,
+            endianness=ENDIAN_TO_PB[m.system.endianness],
+            address_spaces=[
+                pb.AddressSpace(id=key, name=as_.name, root=m.region_id(as_.root))
+                for key, as_ in m.spaces.items()
+            ],
+            limits=pb.Limits(
+                max_access_bytes=lim.max_access_bytes,
+                max_batch_bytes=lim.max_batch_bytes,
+                max_batch_accesses=lim.max_batch_accesses,
+                max_topology_ops=lim.max_topology_ops,
+                max_message_bytes=lim.max_message_bytes,
+            ),
+        )
+
+
+async def _read_reply(rid: int, pending: Awaitable[ReadResult]) -> pb.RwResponse:
+    r = await pending
+    return RwResponse(id=rid, data=r[0], result=r[1])
+
+
+async def _write_reply(rid: int, pending: Awaitable[int]) -> pb.RwResponse:
+    return RwResponse(id=rid, result=await pending)
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
+    """End the RPC with the status ``error`` maps to; log unexpected errors as bugs."""
+    if isinstance(error, grpc.aio.AbortError):
+        return
+    status = status_of(error)
+    if status is None:
+        log.exception("internal error", error=repr(error))
+        status = (grpc.StatusCode.INTERNAL, f"internal error: {error!r} (a bug; see the server log)")
+    await context.abort(*status)
+

@@ -1,0 +1,112 @@
+"""Registering servicers so that a message that does not parse is INVALID_ARGUMENT.
+
+grpc's generated registration deserializes requests before the handler runs and answers a
+message that does not parse with INTERNAL ("Exception deserializing request!"), which blames the
+server for the client's bytes. Here the deserializer never raises: it hands the handler a
+``Malformed`` marker, and the wrapper answers INVALID_ARGUMENT with the parser's reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import message, message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+
+
+class Malformed:
+    """Stands in for a request message that failed to parse."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _tolerant(cls: Any) -> Callable[[bytes], Any]:
+    parse = cls.FromString
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except (message.DecodeError, ValueError) as e:
+            return Malformed(f"the {cls.DESCRIPTOR.full_name} message does not parse: {e}")
+
+    return deserialize
+
+
+def _unary(method: Callable[..., Any]) -> Callable[..., Any]:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if type(request) is Malformed:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+        return await method(request, context)
+
+    return handler
+
+
+def _unary_stream(method: Callable[..., Any]) -> Callable[..., Any]:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        if type(request) is Malformed:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+        async for item in method(request, context):
+            yield item
+
+    return handler
+
+
+class _CheckedIterator:
+    """The request stream, turning a message that did not parse into INVALID_ARGUMENT."""
+
+    def __init__(self, it: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+        self._it = it.__aiter__()
+        self._context = context
+
+    def __aiter__(self) -> _CheckedIterator:
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await self._it.__anext__()
+        if type(item) is Malformed:
+            await self._context.abort(grpc.StatusCode.INVALID_ARGUMENT, item.reason)
+        return item
+
+
+def _stream_in(method: Callable[..., Any], streaming_out: bool) -> Callable[..., Any]:
+    if streaming_out:
+
+        async def handler(it: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+            async for item in method(_CheckedIterator(it, context), context):
+                yield item
+
+        return handler
+
+    async def unary_handler(it: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        return await method(_CheckedIterator(it, context), context)
+
+    return unary_handler
+
+
+def register(servicer: Any, server: grpc.aio.Server, service: ServiceDescriptor) -> None:
+    """Add ``servicer``'s methods for ``service`` to ``server`` with tolerant parsing."""
+    handlers = {}
+    for m in service.methods:
+        request_cls = message_factory.GetMessageClass(m.input_type)
+        response_cls = message_factory.GetMessageClass(m.output_type)
+        impl = getattr(servicer, m.name)
+        kw = {
+            "request_deserializer": _tolerant(request_cls),
+            "response_serializer": response_cls.SerializeToString,
+        }
+        if m.client_streaming and m.server_streaming:
+            h = grpc.stream_stream_rpc_method_handler(_stream_in(impl, True), **kw)
+        elif m.client_streaming:
+            h = grpc.stream_unary_rpc_method_handler(_stream_in(impl, False), **kw)
+        elif m.server_streaming:
+            h = grpc.unary_stream_rpc_method_handler(_unary_stream(impl), **kw)
+        else:
+            h = grpc.unary_unary_rpc_method_handler(_unary(impl), **kw)
+        handlers[m.name] = h
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
