@@ -37,6 +37,9 @@ log = structlog.get_logger("mmiobus.bus")
 PROTOCOL_VERSION = 1
 
 RwResponse = pb.RwResponse
+# Unbound: on upb messages, looking up a bound method costs more than calling it.
+_has_field = pb.RwRequest.HasField
+_which_oneof = pb.RwRequest.WhichOneof
 
 
 class BusService(bus_pb2_grpc.BusServicer):
@@ -102,39 +105,72 @@ class BusService(bus_pb2_grpc.BusServicer):
             return RwResponse(id=req.id, result=w)
         return _write_reply(req.id, w)
 
-    def _check_batch(
-        self, accesses: Any, where: str
-    ) -> list[tuple[pb.RwRequest, AddressSpace, MemTxAttrs, str]]:
+    def _plan(self, accesses: Any, where: str) -> list[tuple[Any, AddressSpace, Any, bytes]]:
+        """Validate every access of a batch or stream message before any of them runs; returns
+        (request, address space, attributes, data to write or b"") per access.
+
+        Hot path: one pass, touching each field once. A write has non-empty `write`; anything
+        else is a read of `read` bytes (a zero-length read or write does nothing either way).
+        """
         limits = self.limits
         if len(accesses) > limits.max_batch_accesses:
             raise limit(
                 f"{where}: {len(accesses)} accesses exceed the limit of "
                 f"{limits.max_batch_accesses} per message (--max-batch-accesses)"
             )
-        checked = []
+        spaces = self._spaces
+        max_access = limits.max_access_bytes
+        plan = []
         total = 0
+        unspecified = MEMTXATTRS_UNSPECIFIED
         for i, req in enumerate(accesses):
-            space, attrs, op = self._check(req, f"{where}[{i}]")
-            total += req.read if op == "read" else len(req.write)
-            checked.append((req, space, attrs, op))
+            space = spaces.get(req.address_space)
+            if space is None:
+                self._space(req.address_space, f"{where}[{i}].address_space")
+            data = req.write
+            if data:
+                n = len(data)
+            else:
+                n = req.read
+                if not n and _which_oneof(req, "op") is None:
+                    raise invalid(
+                        f"{where}[{i}]: an access needs `read` (a length) or `write` (the data)"
+                    )
+            if n > max_access:
+                what = "writing" if data else "reading"
+                raise limit(
+                    f"{where}[{i}]: {what} {n} bytes exceeds the limit of {max_access} bytes "
+                    "per access (--max-access-bytes)"
+                )
+            total += n
+            attrs = attrs_from_pb(req.attrs) if _has_field(req, "attrs") else unspecified
+            plan.append((req, space, attrs, data))
         if total > limits.max_batch_bytes:
             raise limit(
                 f"{where}: {total} bytes in one message exceed the limit of "
                 f"{limits.max_batch_bytes} (--max-batch-bytes)"
             )
-        return checked
+        return plan
 
-    async def _run_all(
-        self, checked: list[tuple[pb.RwRequest, AddressSpace, MemTxAttrs, str]]
-    ) -> list[pb.RwResponse]:
-        results = []
-        run = self._run
-        for req, space, attrs, op in checked:
-            out = run(req, space, attrs, op)
-            if type(out) is not RwResponse:
-                out = await out  # type: ignore[misc]
-            results.append(out)
-        return results
+    async def _execute(self, plan: list[tuple[Any, AddressSpace, Any, bytes]], results: Any) -> None:
+        """Run planned accesses in order, appending one result each to ``results``."""
+        add = results.add
+        for req, space, attrs, data in plan:
+            out = add()
+            out.id = req.id
+            if data:
+                w = space.dispatch_write(req.addr, data, attrs)
+                if not isinstance(w, int):
+                    w = await w
+                if w:
+                    out.result = w
+            else:
+                r = space.dispatch_read(req.addr, req.read, attrs)
+                if type(r) is not ReadResult:
+                    r = await r  # type: ignore[misc]
+                out.data = r[0]  # type: ignore[index]
+                if r[1]:  # type: ignore[index]
+                    out.result = r[1]  # type: ignore[index]
 
     async def Rw(self, request: pb.RwRequest, context: grpc.aio.ServicerContext) -> pb.RwResponse:
         try:
@@ -150,8 +186,10 @@ class BusService(bus_pb2_grpc.BusServicer):
         self, request: pb.RwBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.RwBatchResponse:
         try:
-            checked = self._check_batch(request.accesses, "accesses")
-            return pb.RwBatchResponse(results=await self._run_all(checked))
+            plan = self._plan(request.accesses, "accesses")
+            reply = pb.RwBatchResponse()
+            await self._execute(plan, reply.results)
+            return reply
         except Exception as e:
             await _abort(context, e)
             raise
@@ -164,8 +202,10 @@ class BusService(bus_pb2_grpc.BusServicer):
         n = 0
         try:
             async for message in request_iterator:
-                checked = self._check_batch(message.accesses, f"message {n}: accesses")
-                yield pb.RwStreamResponse(results=await self._run_all(checked))
+                plan = self._plan(message.accesses, f"message {n}: accesses")
+                reply = pb.RwStreamResponse()
+                await self._execute(plan, reply.results)
+                yield reply
                 n += 1
         except Exception as e:
             await _abort(context, e)
