@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .access import MASK64, MEMTXATTRS_UNSPECIFIED, MemTxAttrs, MemTxResult
-from .dispatch import NeedsAwait, read_loop, run_sync, write_loop
+from .dispatch import PendingRead, PendingWrite, read_loop, write_loop
 from .errors import AsyncOpsError, InvalidArgumentError
 from .flatview import EMPTY_VIEW, FlatView
 from .listener import MemoryListener, MemoryRegionSection, notify
@@ -103,10 +103,13 @@ class AddressSpace:
         _check(addr, length)
         if length == 0:
             return ReadResult(b"", _OK)
-        out = run_sync(read_loop(fv, addr, length, attrs, self.system.native_big), _allow_async)
+        out = read_loop(fv, addr, length, attrs, self.system.native_big)
         if type(out) is tuple:
             return _as_read_result(out)
-        return _finish_read(out)
+        if not _allow_async:
+            out.abandon()  # type: ignore[union-attr]
+            raise _NeedsAwait
+        return _finish_read(out)  # type: ignore[arg-type]
 
     def dispatch_write(
         self,
@@ -136,10 +139,13 @@ class AddressSpace:
         _check(addr, length)
         if length == 0:
             return _OK
-        out = run_sync(write_loop(fv, addr, data, attrs, self.system.native_big), _allow_async)
+        out = write_loop(fv, addr, data, attrs, self.system.native_big)
         if type(out) is int:
             return _RESULTS[out & 7]
-        return _finish_write(out)
+        if not _allow_async:
+            out.abandon()  # type: ignore[union-attr]
+            raise _NeedsAwait
+        return _finish_write(out)  # type: ignore[arg-type]
 
     def read(
         self, addr: int, length: int, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
@@ -147,7 +153,7 @@ class AddressSpace:
         """Read synchronously (QEMU's ``address_space_read``)."""
         try:
             return self.dispatch_read(addr, length, attrs, False)  # type: ignore[return-value]
-        except NeedsAwait:
+        except _NeedsAwait:
             raise AsyncOpsError(
                 f"reading {length} bytes at {addr:#x} in {self.name!r} reached coroutine ops; "
                 "use read_async"
@@ -159,7 +165,7 @@ class AddressSpace:
         """Write synchronously (QEMU's ``address_space_write``)."""
         try:
             return self.dispatch_write(addr, data, attrs, False)  # type: ignore[return-value]
-        except NeedsAwait:
+        except _NeedsAwait:
             raise AsyncOpsError(
                 f"writing {len(data)} bytes at {addr:#x} in {self.name!r} reached coroutine ops; "
                 "use write_async"
@@ -213,9 +219,13 @@ class AddressSpace:
         self.system._remove_listener(listener)
 
 
-async def _finish_read(coro: Coroutine[Any, Any, tuple[bytes, int]]) -> ReadResult:
-    return _as_read_result(await coro)
+class _NeedsAwait(Exception):
+    """A synchronous access reached ops that answered with awaitables (nothing left pending)."""
 
 
-async def _finish_write(coro: Coroutine[Any, Any, int]) -> MemTxResult:
-    return _RESULTS[(await coro) & 7]
+async def _finish_read(pending: PendingRead) -> ReadResult:
+    return _as_read_result(await pending.settle())
+
+
+async def _finish_write(pending: PendingWrite) -> MemTxResult:
+    return _RESULTS[(await pending.settle()) & 7]

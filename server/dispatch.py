@@ -8,16 +8,16 @@ device implements unaligned accesses (``memory_access_size``), is checked agains
 (``access_with_adjusted_size``), with the value laid out in the device's byte order.
 ``MemTxResult`` bits of every piece are OR-combined and the loop never stops early.
 
-Ops may answer with a coroutine (remote devices do). The loops below are generators that
-yield such awaitables; ``run_sync`` drives one without ever touching the event loop and hands
-back a coroutine only when an op really needs awaiting, so RAM and ROM accesses complete
-without awaiting anything.
+Ops may answer with an awaitable (remote devices do). Every piece of an access is issued
+first — so a remote device receives them together, in order — and only then are the awaitables
+collected: the loops return their result directly when nothing needs awaiting (always the case
+for RAM, ROM and synchronous ops, which therefore never touch the event loop), and otherwise a
+``PendingRead``/``PendingWrite`` whose ``settle()`` coroutine awaits the pieces in issue order.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Generator
 from typing import Any
 
 import structlog
@@ -48,9 +48,6 @@ _ENGAGED: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
     "mmiobus_engaged_owners", default=frozenset()
 )
 
-# Dispatch loops are generators that yield (awaitable, causal chain, region) whenever an op
-# answered with something to await, and return their result.
-DispatchGen = Generator[tuple[Any, Any, Any], Any, Any]
 
 
 def engaged_owners() -> frozenset[int]:
@@ -215,10 +212,46 @@ def _write_result(r: Any, mr: MemoryRegion) -> int:
     return MEMTX_ERROR
 
 
+class _DevicePiece:
+    """One device access whose sub-accesses answered with awaitables: what was already
+    composed, and (awaitable, shift, mask) per sub-access still to await, in issue order."""
+
+    __slots__ = ("engaged", "mr", "result", "value", "waits")
+
+    def __init__(self, mr: MemoryRegion, engaged: frozenset[int] | None) -> None:
+        self.mr = mr
+        self.engaged = engaged
+        self.value = 0
+        self.result = 0
+        self.waits: list[tuple[Any, int, int]] = []
+
+    async def settle_read(self) -> tuple[int, int]:
+        value, result = self.value, self.result
+        for aw, shift, mask in self.waits:
+            t, res = _read_value(await _await_op(aw, self.engaged, self.mr), self.mr)
+            result |= res
+            value |= (t & mask) << shift if shift >= 0 else (t & mask) >> -shift
+        return value, result
+
+    async def settle_write(self) -> int:
+        result = self.result
+        for aw, _shift, _mask in self.waits:
+            result |= _write_result(await _await_op(aw, self.engaged, self.mr), self.mr)
+        return result
+
+    def abandon(self) -> None:
+        for aw, _shift, _mask in self.waits:
+            close = getattr(aw, "close", None)
+            if close is not None:
+                close()  # so that no "coroutine was never awaited" warning is left behind
+
+
 def dispatch_read(
     mr: MemoryRegion, offset: int, size: int, attrs: MemTxAttrs, native_big: bool
-) -> DispatchGen:
-    """One MMIO read of ``size`` bytes at ``offset`` in ``mr``; returns ``(value, result)``."""
+) -> tuple[int, int] | _DevicePiece:
+    """One MMIO read of ``size`` bytes at ``offset`` in ``mr``: ``(value, result)``, or a
+    ``_DevicePiece`` when the device answered with awaitables. Every sub-access is issued
+    before anything is awaited, so a remote device receives them together and in order."""
     ops = mr.ops
     refused = _accepts(ops, offset, size, False, attrs, mr)
     if refused:
@@ -238,24 +271,32 @@ def dispatch_read(
     big = device_big_endian(ops, native_big)
     value = 0
     result = 0
+    piece = None
     for i in range(0, size, asz):
+        shift = (size - asz - i) * 8 if big else i * 8
         r = _call(read, (offset + i, asz, attrs), engaged, mr)
         if type(r) is not int and _is_awaitable(r):
-            r = yield (r, engaged, mr)
+            if piece is None:
+                piece = _DevicePiece(mr, engaged)
+            piece.waits.append((r, shift, mask))
+            continue
         t, res = _read_value(r, mr)
         result |= res
-        shift = (size - asz - i) * 8 if big else i * 8
         if shift >= 0:
             value |= (t & mask) << shift
         else:
             value |= (t & mask) >> -shift
+    if piece is not None:
+        piece.value, piece.result = value, result
+        return piece
     return value, result
 
 
 def dispatch_write(
     mr: MemoryRegion, offset: int, size: int, value: int, attrs: MemTxAttrs, native_big: bool
-) -> DispatchGen:
-    """One MMIO write of ``size`` bytes at ``offset`` in ``mr``; returns the result bits."""
+) -> int | _DevicePiece:
+    """One MMIO write of ``size`` bytes at ``offset`` in ``mr``: the result bits, or a
+    ``_DevicePiece`` when the device answered with awaitables."""
     ops = mr.ops
     refused = _accepts(ops, offset, size, True, attrs, mr)
     if refused:
@@ -274,13 +315,20 @@ def dispatch_write(
     mask = (1 << (8 * asz)) - 1
     big = device_big_endian(ops, native_big)
     result = 0
+    piece = None
     for i in range(0, size, asz):
         shift = (size - asz - i) * 8 if big else i * 8
         t = (value >> shift) & mask if shift >= 0 else (value << -shift) & mask
         r = _call(write, (offset + i, asz, t, attrs), engaged, mr)
         if r is not None and _is_awaitable(r):
-            r = yield (r, engaged, mr)
+            if piece is None:
+                piece = _DevicePiece(mr, engaged)
+            piece.waits.append((r, 0, 0))
+            continue
         result |= _write_result(r, mr)
+    if piece is not None:
+        piece.result = result
+        return piece
     return result
 
 
@@ -296,13 +344,60 @@ def _translate(fv: FlatView, addr: int, length: int) -> tuple[MemoryRegion, int,
     return mr, fr.offset + (addr - fr.start), length
 
 
+class PendingRead:
+    """A read whose device pieces still need awaiting (``await pending.settle()``)."""
+
+    __slots__ = ("buf", "pieces", "result")
+
+    def __init__(self, buf: bytearray, result: int) -> None:
+        self.buf = buf
+        self.result = result
+        self.pieces: list[tuple[int, int, bool, _DevicePiece]] = []
+
+    async def settle(self) -> tuple[bytes, int]:
+        buf, result = self.buf, self.result
+        for pos, n, big, piece in self.pieces:
+            value, r = await piece.settle_read()
+            buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
+                n, "big" if big else "little"
+            )
+            result |= r
+        return bytes(buf), result
+
+    def abandon(self) -> None:
+        for *_rest, piece in self.pieces:
+            piece.abandon()
+
+
+class PendingWrite:
+    """A write whose device pieces still need awaiting (``await pending.settle()``)."""
+
+    __slots__ = ("pieces", "result")
+
+    def __init__(self, result: int) -> None:
+        self.result = result
+        self.pieces: list[_DevicePiece] = []
+
+    async def settle(self) -> int:
+        result = self.result
+        for piece in self.pieces:
+            result |= await piece.settle_write()
+        return result
+
+    def abandon(self) -> None:
+        for piece in self.pieces:
+            piece.abandon()
+
+
 def read_loop(
     fv: FlatView, addr: int, length: int, attrs: MemTxAttrs, native_big: bool
-) -> DispatchGen:
-    """QEMU's ``flatview_read``: fill ``length`` bytes from ``addr``; returns (bytes, bits)."""
+) -> tuple[bytes, int] | PendingRead:
+    """QEMU's ``flatview_read``: fill ``length`` bytes from ``addr``; returns (bytes, bits), or
+    a ``PendingRead`` when device pieces must be awaited. Every piece is issued first."""
     buf = bytearray(length)
     pos = 0
     result = 0
+    pending = None
     mr, xlat, n = _translate(fv, addr, length)
     if attrs.memory and not mr.ram:
         return bytes(buf), MEMTX_ACCESS_ERROR
@@ -318,17 +413,26 @@ def read_loop(
         else:
             ops = mr.ops if not direct else UNASSIGNED_MEM_OPS
             n = memory_access_size(ops, n, xlat)
-            if direct:
-                value, r = 0, MEMTX_DECODE_ERROR  # beyond the backing store (mid-resize)
-            else:
-                value, r = yield from dispatch_read(mr, xlat, n, attrs, native_big)
             big = device_big_endian(ops, native_big)
-            buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
-                n, "big" if big else "little"
-            )
-            result |= r
+            if direct:
+                out: Any = (0, MEMTX_DECODE_ERROR)  # beyond the backing store (mid-resize)
+            else:
+                out = dispatch_read(mr, xlat, n, attrs, native_big)
+            if type(out) is tuple:
+                value, r = out
+                buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
+                    n, "big" if big else "little"
+                )
+                result |= r
+            else:
+                if pending is None:
+                    pending = PendingRead(buf, 0)
+                pending.pieces.append((pos, n, big, out))
         length -= n
         if length == 0:
+            if pending is not None:
+                pending.result = result
+                return pending
             return bytes(buf), result
         pos += n
         addr = (addr + n) & MASK64
@@ -337,11 +441,13 @@ def read_loop(
 
 def write_loop(
     fv: FlatView, addr: int, data: bytes, attrs: MemTxAttrs, native_big: bool
-) -> DispatchGen:
-    """QEMU's ``flatview_write``: store ``data`` at ``addr``; returns the result bits."""
+) -> int | PendingWrite:
+    """QEMU's ``flatview_write``: store ``data`` at ``addr``; returns the result bits, or a
+    ``PendingWrite`` when device pieces must be awaited. Every piece is issued first."""
     length = len(data)
     pos = 0
     result = 0
+    pending = None
     mr, xlat, n = _translate(fv, addr, length)
     if attrs.memory and not mr.ram:
         return MEMTX_ACCESS_ERROR
@@ -358,43 +464,19 @@ def write_loop(
             n = memory_access_size(ops, n, xlat)
             big = device_big_endian(ops, native_big)
             value = int.from_bytes(data[pos : pos + n], "big" if big else "little")
-            result |= yield from dispatch_write(mr, xlat, n, value, attrs, native_big)
+            out = dispatch_write(mr, xlat, n, value, attrs, native_big)
+            if isinstance(out, int):
+                result |= out
+            else:
+                if pending is None:
+                    pending = PendingWrite(0)
+                pending.pieces.append(out)
         length -= n
         if length == 0:
+            if pending is not None:
+                pending.result = result
+                return pending
             return result
         pos += n
         addr = (addr + n) & MASK64
         mr, xlat, n = _translate(fv, addr, length)
-
-
-class NeedsAwait(Exception):
-    """Raised by ``run_sync(..., allow_async=False)`` when an op answered with a coroutine."""
-
-
-def run_sync(gen: DispatchGen, allow_async: bool = True) -> Any:
-    """Run a dispatch generator until it finishes or needs to await an op.
-
-    Returns the generator's result, or a coroutine that finishes the access when awaited. With
-    ``allow_async=False`` an op that needs awaiting raises ``NeedsAwait`` instead (and nothing
-    is left behind un-awaited).
-    """
-    try:
-        aw = gen.send(None)
-    except StopIteration as stop:
-        return stop.value
-    if not allow_async:
-        close = getattr(aw[0], "close", None)
-        if close is not None:
-            close()  # so that no "coroutine was never awaited" warning is left behind
-        gen.close()
-        raise NeedsAwait
-    return _finish(gen, aw)
-
-
-async def _finish(gen: DispatchGen, pending: Any) -> Any:
-    while True:
-        value = await _await_op(*pending)
-        try:
-            pending = gen.send(value)
-        except StopIteration as stop:
-            return stop.value
