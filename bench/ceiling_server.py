@@ -14,7 +14,6 @@ import signal
 import sys
 
 import grpc
-
 from mmiobus.server.service.limits import Limits
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
@@ -64,7 +63,9 @@ async def main(addresses: list[str]) -> None:
     bound = []
     for address in addresses:
         port = server.add_insecure_port(address)
-        bound.append(address if address.startswith("unix:") else f"{address.rsplit(':', 1)[0]}:{port}")
+        bound.append(
+            address if address.startswith("unix:") else f"{address.rsplit(':', 1)[0]}:{port}"
+        )
     await server.start()
     for address in bound:
         print(f"listening on {address}", flush=True)

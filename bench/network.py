@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-
 from mmiobus.client import AsyncBus
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
@@ -172,8 +171,7 @@ def _verdict(value: float, target: float) -> str:
 
 def main() -> list[str]:
     lines = [
-        f"network: 4-byte RAM reads, {DURATION:g} s per row; client and server share this "
-        "machine",
+        f"network: 4-byte RAM reads, {DURATION:g} s per row; client and server share this machine",
         f"  {'transport':<10}{'row':<42}{'ops/s':>12}{'p50 us':>10}{'p99 us':>10}",
     ]
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,13 +197,23 @@ def main() -> list[str]:
             )
     for transport, r in results.items():
         lines.append(f"  {transport}:")
-        lines.append(f"    Rw / empty unary:                  {_verdict(r['rw1'].ops / r['empty unary'].ops, 0.85)}")
-        lines.append(f"    RwStream 1 / empty stream:         {_verdict(r['stream1'].ops / r['empty stream'].ops, 0.85)}"
-                     f"  (raw stub: {r['stream1 raw'].ops / r['empty stream'].ops:.2f}x)")
-        lines.append(f"    RwStream 64 / Rw 1:                {_verdict(r['stream64'].ops / r['rw1'].ops, 20)}")
-        lines.append(f"    RwBatch / empty batch:             {_verdict(r['batch'].ops / r['empty batch'].ops, 0.8)}")
+        lines.append(
+            f"    Rw / empty unary:                  {_verdict(r['rw1'].ops / r['empty unary'].ops, 0.85)}"
+        )
+        lines.append(
+            f"    RwStream 1 / empty stream:         {_verdict(r['stream1'].ops / r['empty stream'].ops, 0.85)}"
+            f"  (raw stub: {r['stream1 raw'].ops / r['empty stream'].ops:.2f}x)"
+        )
+        lines.append(
+            f"    RwStream 64 / Rw 1:                {_verdict(r['stream64'].ops / r['rw1'].ops, 20)}"
+        )
+        lines.append(
+            f"    RwBatch / empty batch:             {_verdict(r['batch'].ops / r['empty batch'].ops, 0.8)}"
+        )
         ok = r["batch"].ops >= 100_000
-        lines.append(f"    RwBatch accesses/s:                {r['batch'].ops:,.0f} (target >= 100,000: {'met' if ok else 'MISSED'})")
+        lines.append(
+            f"    RwBatch accesses/s:                {r['batch'].ops:,.0f} (target >= 100,000: {'met' if ok else 'MISSED'})"
+        )
     return lines
 
 

@@ -1,10 +1,10 @@
 """mmiobus's client: a blocking `Bus`, an asyncio `AsyncBus`, and the `mmiobus` command line.
 
-    from mmiobus.client import Bus
+from mmiobus.client import Bus
 
-    with Bus("127.0.0.1:7170") as bus:
-        bus.write(0x1000, b"\\x2a")
-        assert bus.read(0x1000, 1) == b"\\x2a"
+with Bus("127.0.0.1:7170") as bus:
+    bus.write(0x1000, b"\\x2a")
+    assert bus.read(0x1000, 1) == b"\\x2a"
 """
 
 from mmiobus.server.access import MemTxAttrs, MemTxResult

@@ -9,14 +9,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import grpc
-
 from mmiobus.server.access import MemTxAttrs, MemTxResult
 from mmiobus.server.addrspace import ReadResult
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
 
 from .core import (
-    WIDTHS,
     Access,
     Requests,
     byteorder,
@@ -31,9 +29,10 @@ from .core import (
 from .errors import BusError, from_rpc_error
 from .topology import Transaction
 
+# The server enforces its own limits (and says which); the client splits what it sends to fit.
 _CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", 64 << 20),
-    ("grpc.max_send_message_length", 64 << 20),
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
 ]
 
 
@@ -175,12 +174,13 @@ class AsyncBus:
         ReadResult or MemTxResult). With ``check``, the first fault raises ``BusFault`` naming
         its index, after the whole batch ran."""
         reqs = [self._requests.access(i, a) for i, a in enumerate(accesses)]
-        limits = self.info.limits
         responses: list[pb.RwResponse] = []
-        for chunk in split_batches(reqs, limits.max_batch_accesses, limits.max_batch_bytes):
+        for chunk in split_batches(reqs, self.info.limits):
             reply = await self._call(self.stub.RwBatch, pb.RwBatchRequest(accesses=chunk))
             responses.extend(reply.results)
-        return [outcome(r, p, check, i) for i, (r, p) in enumerate(zip(reqs, responses, strict=True))]
+        return [
+            outcome(r, p, check, i) for i, (r, p) in enumerate(zip(reqs, responses, strict=True))
+        ]
 
     def stream(self) -> AsyncStream:
         """A pipelined stream: ``async with bus.stream() as s: fut = s.read(...)``."""
@@ -266,9 +266,7 @@ class AsyncStream:
         attrs: MemTxAttrs | None = None,
         check: bool = True,
     ) -> asyncio.Future[Any]:
-        return self._submit(
-            self.bus._requests.read(next(self.bus._ids), addr, size, address_space, attrs), check
-        )
+        return self.submit(self.bus._requests.read(0, addr, size, address_space, attrs), check)
 
     def write(
         self,
@@ -279,11 +277,11 @@ class AsyncStream:
         attrs: MemTxAttrs | None = None,
         check: bool = True,
     ) -> asyncio.Future[Any]:
-        return self._submit(
-            self.bus._requests.write(next(self.bus._ids), addr, data, address_space, attrs), check
-        )
+        return self.submit(self.bus._requests.write(0, addr, data, address_space, attrs), check)
 
-    def _submit(self, req: pb.RwRequest, check: bool) -> asyncio.Future[Any]:
+    def submit(self, req: pb.RwRequest, check: bool = True) -> asyncio.Future[Any]:
+        """Queue a prepared access (its id is set here); the future resolves to its outcome."""
+        req.id = next(self.bus._ids)
         if self._error is not None:
             raise self._error
         if self._closing or self._call is None:
@@ -299,19 +297,21 @@ class AsyncStream:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                if self._error is not None:
+                    return
                 if not self._queue:
                     if self._closing:
                         break
                     continue
                 batch, self._queue = self._queue, []
                 self._waiting.extend(batch)
-                for chunk in split_batches(
-                    [b[0] for b in batch], limits.max_batch_accesses, limits.max_batch_bytes
-                ):
+                for chunk in split_batches([b[0] for b in batch], limits):
                     await self._call.write(pb.RwStreamRequest(accesses=chunk))
             await self._call.done_writing()
-        except grpc.RpcError as e:
-            self._fail(from_rpc_error(e, self.bus.address))
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            # The server ended the call (with a status the receiving side reports): stop
+            # sending; answers will not come, and _receive fails what is waiting.
+            return
         except Exception as e:  # pragma: no cover - a bug
             self._fail(e)
 
@@ -319,6 +319,8 @@ class AsyncStream:
         try:
             async for message in self._call:
                 for resp in message.results:
+                    if not self._waiting:
+                        raise BusError("the server answered an access that was not asked")
                     req, fut, check = self._waiting.popleft()
                     if not fut.done():
                         try:
@@ -327,8 +329,12 @@ class AsyncStream:
                             fut.set_exception(e)
         except grpc.RpcError as e:
             self._fail(from_rpc_error(e, self.bus.address))
-        except Exception as e:  # pragma: no cover - a bug
+            return
+        except Exception as e:
             self._fail(e)
+            return
+        if self._waiting or self._queue:
+            self._fail(BusError("the server ended the stream before answering every access"))
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:

@@ -78,8 +78,11 @@ EXIT_FAULT = 3  # the bus answered with a fault (MemTxResult other than OK)
 def _connect(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from mmiobus.client import Bus
 
-    return Bus(args.server or None, address_space=getattr(args, "address_space", "") or "",
-               timeout=args.timeout)
+    return Bus(
+        args.server or None,
+        address_space=getattr(args, "address_space", "") or "",
+        timeout=args.timeout,
+    )
 
 
 def _int(text: str) -> int:
@@ -88,6 +91,20 @@ def _int(text: str) -> int:
         return int(text.replace("_", ""), 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number (use 0x... for hex)") from None
+
+
+def _addr(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value < 1 << 64:
+        raise argparse.ArgumentTypeError(f"address {text} is outside 0..0xffffffffffffffff")
+    return value
+
+
+def _length(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"length {text} is negative")
+    return value
 
 
 def hexdump(addr: int, data: bytes) -> str:
@@ -122,8 +139,10 @@ def cmd_read(args: argparse.Namespace) -> int:
         values = [int.from_bytes(r.data[i : i + width], order) for i in range(0, size, width)]
         _out("".join(f"{v:#0{2 + 2 * width}x}\n" for v in values))
     if r.result != MemTxResult.OK:
-        print(f"mmiobus read: bus fault: {_result(r.result)} reading {size} bytes at "
-              f"{args.addr:#x}", file=sys.stderr)
+        print(
+            f"mmiobus read: bus fault: {_result(r.result)} reading {size} bytes at {args.addr:#x}",
+            file=sys.stderr,
+        )
         return EXIT_FAULT
     return 0
 
@@ -152,7 +171,9 @@ def _write_data(args: argparse.Namespace, order: str) -> bytes:
         try:
             return bytes.fromhex(text)
         except ValueError:
-            raise CommandError(f"{data!r} is not hex bytes (e.g. deadbeef or 'de ad be ef')") from None
+            raise CommandError(
+                f"{data!r} is not hex bytes (e.g. deadbeef or 'de ad be ef')"
+            ) from None
     width = WIDTHS[fmt]
     try:
         return encode_value(_int(data), width, order)
@@ -168,8 +189,11 @@ def cmd_write(args: argparse.Namespace) -> int:
         data = _write_data(args, byteorder(bus.info))
         result = bus.write(args.addr, data, check=False)
     if result != MemTxResult.OK:
-        print(f"mmiobus write: bus fault: {_result(result)} writing {len(data)} bytes at "
-              f"{args.addr:#x}", file=sys.stderr)
+        print(
+            f"mmiobus write: bus fault: {_result(result)} writing {len(data)} bytes at "
+            f"{args.addr:#x}",
+            file=sys.stderr,
+        )
         return EXIT_FAULT
     return 0
 
@@ -185,8 +209,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise CommandError(str(e)) from None
     with _connect(args) as bus:
         reply = bus.apply(ops)
-    print(f"applied {reply.applied} operation{'s' if reply.applied != 1 else ''} "
-          f"(topology generation {reply.generation})")
+    print(
+        f"applied {reply.applied} operation{'s' if reply.applied != 1 else ''} "
+        f"(topology generation {reply.generation})"
+    )
     return 0
 
 
@@ -270,7 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-topology-ops", type=int, default=d.max_topology_ops, metavar="N")
     p.add_argument("--max-message-bytes", type=int, default=d.max_message_bytes, metavar="N")
     p.add_argument(
-        "--grace", type=float, default=d.grace_seconds, metavar="SECONDS",
+        "--grace",
+        type=float,
+        default=d.grace_seconds,
+        metavar="SECONDS",
         help="how long shutdown waits for calls in flight",
     )
     p.set_defaults(func=cmd_serve)
@@ -301,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def client(p: argparse.ArgumentParser, spaces: bool = True) -> None:
         p.add_argument(
-            "--server", "-s", metavar="ADDR",
+            "--server",
+            "-s",
+            metavar="ADDR",
             help="HOST:PORT or unix:PATH of the bus (default: $MMIOBUS_SERVER or 127.0.0.1:7170)",
         )
         p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
@@ -315,10 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read LEN bytes (default 4, or one value with --format uN) at ADDR and "
         "print them. Exit status 3 if the bus answered with a fault.",
     )
-    p.add_argument("addr", type=_int, metavar="ADDR")
-    p.add_argument("length", type=_int, nargs="?", metavar="LEN")
-    p.add_argument("--format", "-f", choices=formats, default="hex",
-                   help="hex: a hexdump (default); raw: the bytes; uN: values in the bus's byte order")
+    p.add_argument("addr", type=_addr, metavar="ADDR")
+    p.add_argument("length", type=_length, nargs="?", metavar="LEN")
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=formats,
+        default="hex",
+        help="hex: a hexdump (default); raw: the bytes; uN: values in the bus's byte order",
+    )
     client(p)
     p.set_defaults(func=cmd_read)
 
@@ -327,9 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="write bytes to the bus",
         description="Write DATA at ADDR. Exit status 3 if the bus answered with a fault.",
     )
-    p.add_argument("addr", type=_int, metavar="ADDR")
+    p.add_argument("addr", type=_addr, metavar="ADDR")
     p.add_argument(
-        "data", metavar="DATA",
+        "data",
+        metavar="DATA",
         help="hex bytes (deadbeef, 'de ad be ef'); a number with --format uN; with --format "
         "raw: the text itself, @FILE, or - for standard input",
     )

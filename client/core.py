@@ -149,19 +149,26 @@ def outcome(req: pb.RwRequest, resp: pb.RwResponse, check: bool, index: int | No
     return write_outcome(req, resp, check, index)
 
 
-def split_batches(
-    requests: list[pb.RwRequest], max_accesses: int, max_bytes: int
-) -> list[list[pb.RwRequest]]:
-    """Cut a long list of accesses into messages within the server's limits (order kept)."""
+def split_batches(requests: list[pb.RwRequest], limits: pb.Limits) -> list[list[pb.RwRequest]]:
+    """Cut a long list of accesses into messages within the server's limits (order kept):
+    accesses per message, bytes read and written per message, and the encoded message size."""
+    max_accesses = limits.max_batch_accesses or 1 << 31
+    max_bytes = limits.max_batch_bytes or 1 << 62
+    # Room for the message's own framing; each access costs its encoding plus tag and length.
+    max_message = (limits.max_message_bytes or 1 << 62) - 64
     out: list[list[pb.RwRequest]] = [[]]
-    size = 0
+    size = encoded = 0
     for req in requests:
         n = req.read if req.WhichOneof("op") == "read" else len(req.write)
-        if out[-1] and (len(out[-1]) >= max_accesses or size + n > max_bytes):
+        e = req.ByteSize() + 6
+        if out[-1] and (
+            len(out[-1]) >= max_accesses or size + n > max_bytes or encoded + e > max_message
+        ):
             out.append([])
-            size = 0
+            size = encoded = 0
         out[-1].append(req)
         size += n
+        encoded += e
     return out
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import grpc
-
 from mmiobus.server.access import MemTxResult
 
 

@@ -67,9 +67,7 @@ class Bus:
     ) -> None:
         self._loop = _LoopThread()
         try:
-            self._bus: AsyncBus = self._loop.run(
-                _connect(address, address_space, attrs, timeout)
-            )
+            self._bus: AsyncBus = self._loop.run(_connect(address, address_space, attrs, timeout))
         except BaseException:
             self._loop.stop()
             raise
@@ -201,23 +199,48 @@ class Stream:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def read(self, addr: int, size: int, **kw: Any) -> concurrent.futures.Future[Any]:
-        return self._submit(lambda s: s.read(addr, size, **kw))
+    def read(
+        self,
+        addr: int,
+        size: int,
+        *,
+        address_space: str | None = None,
+        attrs: MemTxAttrs | None = None,
+        check: bool = True,
+    ) -> concurrent.futures.Future[Any]:
+        req = self._bus._bus._requests.read(0, addr, size, address_space, attrs)
+        return self._submit(req, check)
 
-    def write(self, addr: int, data: bytes, **kw: Any) -> concurrent.futures.Future[Any]:
-        return self._submit(lambda s: s.write(addr, data, **kw))
+    def write(
+        self,
+        addr: int,
+        data: bytes,
+        *,
+        address_space: str | None = None,
+        attrs: MemTxAttrs | None = None,
+        check: bool = True,
+    ) -> concurrent.futures.Future[Any]:
+        req = self._bus._bus._requests.write(0, addr, data, address_space, attrs)
+        return self._submit(req, check)
 
-    def _submit(self, start: Callable[[AsyncStream], Awaitable[Any]]) -> concurrent.futures.Future[Any]:
+    def _submit(self, req: pb.RwRequest, check: bool) -> concurrent.futures.Future[Any]:
+        """Queue the access on the loop thread without waiting; the returned future completes
+        when its answer arrives (answers arrive, and futures complete, in issue order)."""
         if self._stream is None:
             raise RuntimeError("use the stream inside `with bus.stream() as s:`")
         stream = self._stream
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
-        async def issue() -> asyncio.Future[Any]:
-            return start(stream)  # type: ignore[return-value]
+        def issue() -> None:
+            try:
+                fut = stream.submit(req, check)
+            except BaseException as e:  # e.g. the stream broke
+                done.set_exception(e)
+                return
+            fut.add_done_callback(lambda f: _copy_outcome(f, done))
 
-        # Issue in order on the loop thread, then hand back a future for the answer.
-        inner = self._bus._loop.run(issue())
-        return self._bus._loop.submit(_wait(inner))
+        self._bus._loop.loop.call_soon_threadsafe(issue)
+        return done
 
     def flush(self) -> None:
         if self._stream is not None:
@@ -229,5 +252,10 @@ class Stream:
             self._bus._loop.run(stream.close())
 
 
-async def _wait(fut: asyncio.Future[Any]) -> Any:
-    return await fut
+def _copy_outcome(src: asyncio.Future[Any], dst: concurrent.futures.Future[Any]) -> None:
+    if src.cancelled():
+        dst.cancel()
+    elif src.exception() is not None:
+        dst.set_exception(src.exception())
+    else:
+        dst.set_result(src.result())

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from mmiobus.server.description import parse_size
 from mmiobus.v1 import bus_pb2 as pb
 
@@ -142,9 +141,7 @@ class Transaction:
         return self._add(set_romd=pb.SetRomd(id=id, romd_mode=romd_mode))
 
     def create_address_space(self, id: str, root: str, name: str = "") -> Transaction:
-        return self._add(
-            create_address_space=pb.CreateAddressSpace(id=id, name=name, root=root)
-        )
+        return self._add(create_address_space=pb.CreateAddressSpace(id=id, name=name, root=root))
 
 
 OPERATIONS = [
@@ -164,21 +161,27 @@ def from_yaml(text: str, base_dir: Path | str = ".") -> Transaction:
     if isinstance(data, dict) and "ops" in data:
         data = data["ops"]
     if not isinstance(data, list):
-        raise ValueError("expected a list of operations, e.g. `- set_enabled: {id: uart0, enabled: false}`")
+        raise ValueError(
+            "expected a list of operations, e.g. `- set_enabled: {id: uart0, enabled: false}`"
+        )
     t = Transaction()
     for i, entry in enumerate(data):
         if not isinstance(entry, dict) or len(entry) != 1:
             raise ValueError(f"ops[{i}]: each entry is one operation: `- name: {{fields}}`")
         [(name, fields)] = entry.items()
         if name not in OPERATIONS:
-            raise ValueError(f"ops[{i}]: unknown operation {name!r} (one of {', '.join(OPERATIONS)})")
+            raise ValueError(
+                f"ops[{i}]: unknown operation {name!r} (one of {', '.join(OPERATIONS)})"
+            )
         fields = dict(fields or {})
         if name == "create_region" and "file" in fields:
             path = Path(base_dir) / str(fields.pop("file"))
             try:
                 fields["contents"] = path.read_bytes()
             except OSError as e:
-                raise ValueError(f"ops[{i}].create_region.file: cannot read {path}: {e.strerror}") from None
+                raise ValueError(
+                    f"ops[{i}].create_region.file: cannot read {path}: {e.strerror}"
+                ) from None
         try:
             getattr(t, name)(**fields)
         except TypeError as e:

@@ -303,7 +303,8 @@ def _clean_loc(loc: tuple[Any, ...]) -> Path_:
     return tuple(out)
 
 
-def _message(err: dict[str, Any]) -> str:
+def problem_message(err: dict[str, Any]) -> str:
+    """A person's wording of one pydantic error."""
     kind = err["type"]
     if kind == "union_tag_invalid":
         tag = err.get("ctx", {}).get("tag")
@@ -317,12 +318,22 @@ def _message(err: dict[str, Any]) -> str:
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-    if kind == "literal_error":
+    if kind in (
+        "literal_error",
+        "less_than_equal",
+        "greater_than_equal",
+        "int_parsing",
+        "int_type",
+        "bool_type",
+        "bool_parsing",
+        "string_type",
+    ):
         msg += f" (got {err.get('input')!r})"
     return msg
 
 
-def _problem_path(err: dict[str, Any]) -> Path_:
+def problem_path(err: dict[str, Any]) -> Path_:
+    """Where one pydantic error points, without discriminator tags."""
     path = _clean_loc(tuple(err["loc"]))
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         path = (*path, "kind")
@@ -338,7 +349,7 @@ def validate(data: Any, source: str = "", locate: Any = None) -> MachineSpec:
     try:
         return MachineSpec.model_validate(data)
     except ValidationError as e:
-        problems = [(_problem_path(err), _message(err)) for err in e.errors()]
+        problems = [(problem_path(err), problem_message(err)) for err in e.errors()]
         raise DescriptionError(problems, source, locate) from None
 
 

@@ -49,7 +49,6 @@ _ENGAGED: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
 )
 
 
-
 def engaged_owners() -> frozenset[int]:
     """``id()`` of the owners whose callbacks are in progress in the caller's causal chain."""
     return _ENGAGED.get()

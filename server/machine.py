@@ -308,11 +308,13 @@ class Machine:
             for sub in mr.subregions:
                 mr.del_subregion(sub)
             declared = self.declared.pop(region_id, None)
+            order = list(self.regions)
             del self.regions[region_id]
             del self.region_ids[mr]
 
             def undo() -> None:
                 self._add(region_id, mr)
+                self.regions = {key: self.regions[key] for key in order}  # creation order
                 if declared is not None:
                     self.declared[region_id] = declared
 

@@ -44,7 +44,9 @@ def test_python_example_runs_against_a_server(server):
 
 def test_memory_model_example_runs():
     example = next(b for b in _blocks("python") if "MemorySystem()" in b)
-    out = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     comment = next(line for line in example.splitlines() if "print(" in line).split("# ", 1)[1]
     assert out.stdout.strip() == comment.strip()

@@ -15,7 +15,6 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from mmiobus.v1 import bus_pb2
 
 from ..machine import Machine
@@ -54,14 +53,21 @@ class BusServer:
         lim = self.limits
         self.server = grpc.aio.server(
             options=[
-                ("grpc.max_receive_message_length", lim.max_message_bytes),
+                # gRPC's own refusal does not say which option to change: let messages up to
+                # twice our limit through to the deserializer, which refuses them by name.
+                ("grpc.max_receive_message_length", 2 * lim.max_message_bytes),
                 ("grpc.max_send_message_length", lim.max_message_bytes),
                 # Without this, Linux lets a second server bind the same port silently.
                 ("grpc.so_reuseport", 0),
             ]
         )
         self.bus = BusService(self.machine, lim, version())
-        register(self.bus, self.server, bus_pb2.DESCRIPTOR.services_by_name["Bus"])
+        register(
+            self.bus,
+            self.server,
+            bus_pb2.DESCRIPTOR.services_by_name["Bus"],
+            max_message_bytes=lim.max_message_bytes,
+        )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [
@@ -123,14 +129,15 @@ async def run(
     on_ready: Callable[[list[str]], None] | None = None,
 ) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully; returns the exit status."""
-    bus = BusServer(machine, limits)
-    await bus.start(listen)
-    if on_ready is not None:
-        on_ready(bus.addresses)
+    # Handle signals before announcing the addresses: a supervisor may signal at once.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    bus = BusServer(machine, limits)
+    await bus.start(listen)
+    if on_ready is not None:
+        on_ready(bus.addresses)
     await stop.wait()
     log.info("shutting down", grace_seconds=limits.grace_seconds)
     await bus.stop()

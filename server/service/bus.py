@@ -12,7 +12,6 @@ from typing import Any
 
 import grpc
 import structlog
-
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
 
@@ -88,7 +87,7 @@ class BusService(bus_pb2_grpc.BusServicer):
                 )
         else:
             raise invalid(f"{where}: an access needs `read` (a length) or `write` (the data)")
-        attrs = attrs_from_pb(req.attrs) if req.HasField("attrs") else MEMTXATTRS_UNSPECIFIED
+        attrs = attrs_from_pb(req.attrs, where) if req.HasField("attrs") else MEMTXATTRS_UNSPECIFIED
         return space, attrs, op
 
     def _run(
@@ -143,7 +142,11 @@ class BusService(bus_pb2_grpc.BusServicer):
                     "per access (--max-access-bytes)"
                 )
             total += n
-            attrs = attrs_from_pb(req.attrs) if _has_field(req, "attrs") else unspecified
+            attrs = (
+                attrs_from_pb(req.attrs, f"{where}[{i}]")
+                if _has_field(req, "attrs")
+                else unspecified
+            )
             plan.append((req, space, attrs, data))
         if total > limits.max_batch_bytes:
             raise limit(
@@ -152,7 +155,9 @@ class BusService(bus_pb2_grpc.BusServicer):
             )
         return plan
 
-    async def _execute(self, plan: list[tuple[Any, AddressSpace, Any, bytes]], results: Any) -> None:
+    async def _execute(
+        self, plan: list[tuple[Any, AddressSpace, Any, bytes]], results: Any
+    ) -> None:
         """Run planned accesses in order, appending one result each to ``results``."""
         add = results.add
         for req, space, attrs, data in plan:
@@ -249,7 +254,9 @@ class BusService(bus_pb2_grpc.BusServicer):
         m = self.machine
         kind = op.WhichOneof("op")
         if kind is None:
-            raise invalid(f"{where}: empty operation (set one of create_region, add_subregion, ...)")
+            raise invalid(
+                f"{where}: empty operation (set one of create_region, add_subregion, ...)"
+            )
         o = getattr(op, kind)
         where = f"{where}.{kind}"
         if kind == "create_region":
@@ -321,7 +328,9 @@ class BusService(bus_pb2_grpc.BusServicer):
         text = mtree(self.machine.system, flat=request.flat, show_disabled=request.disabled)
         return pb.MtreeResponse(text=text)
 
-    async def GetInfo(self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext) -> pb.Info:
+    async def GetInfo(
+        self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Info:
         m = self.machine
         lim = self.limits
         return pb.Info(
@@ -359,6 +368,8 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     status = status_of(error)
     if status is None:
         log.exception("internal error", error=repr(error))
-        status = (grpc.StatusCode.INTERNAL, f"internal error: {error!r} (a bug; see the server log)")
+        status = (
+            grpc.StatusCode.INTERNAL,
+            f"internal error: {error!r} (a bug; see the server log)",
+        )
     await context.abort(*status)
-

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
-
 from mmiobus.v1 import bus_pb2 as pb
 
 from ..access import MASK64, TWO64, Endianness, MemTxAttrs
-from ..description import Region, format_path
+from ..description import Region, format_path, problem_message, problem_path
 from ..machine import Machine
 from ..region import MemoryRegion, RegionKind
 from .status import invalid
@@ -38,9 +37,9 @@ def size_from_pb(size: int) -> int:
     return TWO64 if size == MASK64 else size
 
 
-def attrs_from_pb(attrs: pb.Attrs) -> MemTxAttrs:
+def attrs_from_pb(attrs: pb.Attrs, where: str = "request") -> MemTxAttrs:
     if attrs.requester_id > 0xFFFF:
-        raise invalid(f"attrs.requester_id {attrs.requester_id} does not fit in 16 bits")
+        raise invalid(f"{where}.attrs.requester_id: {attrs.requester_id} does not fit in 16 bits")
     return MemTxAttrs(attrs.requester_id, attrs.secure, attrs.user, attrs.memory)
 
 
@@ -54,7 +53,9 @@ def region_spec_from_pb(op: pb.CreateRegion, where: str) -> Any:
         raise invalid(f"{where}.id: a region needs an id")
     kind = KIND_FROM_PB.get(op.kind)
     if kind is None:
-        raise invalid(f"{where}.kind: set the region's kind (container, ram, rom, romd, mmio, alias)")
+        raise invalid(
+            f"{where}.kind: set the region's kind (container, ram, rom, romd, mmio, alias)"
+        )
     data: dict[str, Any] = {
         "name": op.name or op.id,
         "id": op.id,
@@ -72,8 +73,12 @@ def region_spec_from_pb(op: pb.CreateRegion, where: str) -> Any:
         data["valid"] = _access_spec(op.valid)
         data["impl"] = _access_spec(op.impl)
         data["endianness"] = ENDIAN_FROM_PB.get(op.endianness, "native")
-    elif op.HasField("valid") or op.HasField("impl") or op.endianness:
-        raise invalid(f"{where}.valid: only mmio and romd regions have access constraints")
+    else:
+        for field in ("valid", "impl"):
+            if op.HasField(field):
+                raise invalid(f"{where}.{field}: only mmio and romd regions have access sizes")
+        if op.endianness:
+            raise invalid(f"{where}.endianness: only mmio and romd regions have a byte order")
     if kind == "mmio":
         data["unassigned"] = "io" if op.unassigned == pb.UNASSIGNED_IO else "memory"
     elif op.unassigned:
@@ -84,10 +89,11 @@ def region_spec_from_pb(op: pb.CreateRegion, where: str) -> Any:
         spec = _REGION_ADAPTER.validate_python(data)
     except pydantic.ValidationError as e:
         err = e.errors()[0]
-        path = [p for p in err["loc"] if p != kind]
-        field = format_path(tuple(path)) if path else "create_region"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise invalid(f"{where}.{field}: {msg}") from None
+        path = problem_path(err)
+        if path and path[0] == kind:  # the discriminated union's tag
+            path = path[1:]
+        field = f".{format_path(path)}" if path else ""
+        raise invalid(f"{where}{field}: {problem_message(err)}") from None
     if op.contents and len(op.contents) > spec.size:
         raise invalid(
             f"{where}.contents: {len(op.contents)} bytes, more than the region's {spec.size}"
@@ -115,4 +121,3 @@ def region_to_pb(machine: Machine, mr: MemoryRegion, device: str = "") -> pb.Reg
         msg.target = machine.region_id(mr.alias)
         msg.offset = mr.alias_offset
     return msg
-

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MIB = 1 << 20
+# The most a reply spends on one access besides its data: the result's framing (tag and
+# length), id (tag and 10-byte varint), data (tag and 5-byte length) and result (tag and varint).
+REPLY_OVERHEAD = 32
 
 
 @dataclass(frozen=True)
@@ -29,9 +32,13 @@ class Limits:
             value = getattr(self, name)
             if not 0 < value < 1 << 31:
                 raise ValueError(f"{name} must be between 1 and 2**31-1, not {value}")
-        if self.max_message_bytes < self.max_batch_bytes + 4 * self.max_batch_accesses:
+        if self.max_message_bytes < self.min_message_bytes:
             raise ValueError(
-                "max_message_bytes must leave room for a full batch: at least "
-                f"max_batch_bytes + 4 * max_batch_accesses = "
-                f"{self.max_batch_bytes + 4 * self.max_batch_accesses}"
+                "--max-message-bytes must leave room for the reply to a full batch: at least "
+                f"--max-batch-bytes + {REPLY_OVERHEAD} * --max-batch-accesses + 64 = "
+                f"{self.min_message_bytes}"
             )
+
+    @property
+    def min_message_bytes(self) -> int:
+        return self.max_batch_bytes + REPLY_OVERHEAD * self.max_batch_accesses + 64

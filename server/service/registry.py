@@ -17,18 +17,27 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 
 class Malformed:
-    """Stands in for a request message that failed to parse."""
+    """Stands in for a request message that failed to parse (or was too large)."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("code", "reason")
 
-    def __init__(self, reason: str) -> None:
+    def __init__(
+        self, reason: str, code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT
+    ) -> None:
         self.reason = reason
+        self.code = code
 
 
-def _tolerant(cls: Any) -> Callable[[bytes], Any]:
+def _tolerant(cls: Any, max_bytes: int | None) -> Callable[[bytes], Any]:
     parse = cls.FromString
 
     def deserialize(data: bytes) -> Any:
+        if max_bytes is not None and len(data) > max_bytes:
+            return Malformed(
+                f"a {cls.DESCRIPTOR.name} message of {len(data)} bytes exceeds the limit of "
+                f"{max_bytes} bytes per message (--max-message-bytes)",
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            )
         try:
             return parse(data)
         except (message.DecodeError, ValueError) as e:
@@ -40,7 +49,7 @@ def _tolerant(cls: Any) -> Callable[[bytes], Any]:
 def _unary(method: Callable[..., Any]) -> Callable[..., Any]:
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if type(request) is Malformed:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+            await context.abort(request.code, request.reason)
         return await method(request, context)
 
     return handler
@@ -49,7 +58,7 @@ def _unary(method: Callable[..., Any]) -> Callable[..., Any]:
 def _unary_stream(method: Callable[..., Any]) -> Callable[..., Any]:
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         if type(request) is Malformed:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+            await context.abort(request.code, request.reason)
         async for item in method(request, context):
             yield item
 
@@ -69,7 +78,7 @@ class _CheckedIterator:
     async def __anext__(self) -> Any:
         item = await self._it.__anext__()
         if type(item) is Malformed:
-            await self._context.abort(grpc.StatusCode.INVALID_ARGUMENT, item.reason)
+            await self._context.abort(item.code, item.reason)
         return item
 
 
@@ -88,15 +97,21 @@ def _stream_in(method: Callable[..., Any], streaming_out: bool) -> Callable[...,
     return unary_handler
 
 
-def register(servicer: Any, server: grpc.aio.Server, service: ServiceDescriptor) -> None:
-    """Add ``servicer``'s methods for ``service`` to ``server`` with tolerant parsing."""
+def register(
+    servicer: Any,
+    server: grpc.aio.Server,
+    service: ServiceDescriptor,
+    max_message_bytes: int | None = None,
+) -> None:
+    """Add ``servicer``'s methods for ``service`` to ``server`` with tolerant parsing (and, with
+    ``max_message_bytes``, a size limit that names its option)."""
     handlers = {}
     for m in service.methods:
         request_cls = message_factory.GetMessageClass(m.input_type)
         response_cls = message_factory.GetMessageClass(m.output_type)
         impl = getattr(servicer, m.name)
         kw = {
-            "request_deserializer": _tolerant(request_cls),
+            "request_deserializer": _tolerant(request_cls, max_message_bytes),
             "response_serializer": response_cls.SerializeToString,
         }
         if m.client_streaming and m.server_streaming:
@@ -108,5 +123,7 @@ def register(servicer: Any, server: grpc.aio.Server, service: ServiceDescriptor)
         else:
             h = grpc.unary_unary_rpc_method_handler(_unary(impl), **kw)
         handlers[m.name] = h
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
     server.add_registered_method_handlers(service.full_name, handlers)
