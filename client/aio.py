@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
 from collections.abc import Iterable
 from typing import Any
@@ -229,33 +228,29 @@ class AsyncTransaction(Transaction):
 class AsyncStream:
     """Pipelined accesses on one RwStream.
 
-    ``read``/``write`` return futures at once; whatever has queued up while the previous
-    message was being sent goes out as one message, and the server answers in kind, so many
-    accesses in flight cost few messages. Accesses run in the order they were issued.
+    ``read``/``write`` return futures at once. One pump sends everything that has queued up
+    as one message (within the server's limits), reads the answer, and repeats: many accesses
+    in flight cost few messages, and with one message out at a time neither side can block the
+    other on flow control. Accesses run in the order they were issued.
     """
 
     def __init__(self, bus: AsyncBus) -> None:
         self.bus = bus
         self._call: Any = None
         self._queue: list[tuple[pb.RwRequest, asyncio.Future[Any], bool]] = []
-        self._waiting: collections.deque[tuple[pb.RwRequest, asyncio.Future[Any], bool]] = (
-            collections.deque()
-        )
+        self._waiting: list[tuple[pb.RwRequest, asyncio.Future[Any], bool]] = []
         self._wake = asyncio.Event()
         self._closing = False
-        self._tasks: list[asyncio.Task[None]] = []
+        self._pump_task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
 
     async def __aenter__(self) -> AsyncStream:
         self._call = self.bus.stub.RwStream()
-        self._tasks = [
-            asyncio.create_task(self._send(), name="mmiobus-stream-send"),
-            asyncio.create_task(self._receive(), name="mmiobus-stream-receive"),
-        ]
+        self._pump_task = asyncio.create_task(self._pump(), name="mmiobus-stream")
         return self
 
     async def __aexit__(self, exc_type: object, *rest: object) -> None:
-        await self.close()
+        await self.close(raise_error=exc_type is None)
 
     def read(
         self,
@@ -291,50 +286,48 @@ class AsyncStream:
         self._wake.set()
         return fut
 
-    async def _send(self) -> None:
+    async def _pump(self) -> None:
+        call = self._call
         limits = self.bus.info.limits
         try:
             while True:
-                await self._wake.wait()
-                self._wake.clear()
-                if self._error is not None:
-                    return
                 if not self._queue:
                     if self._closing:
                         break
+                    self._wake.clear()
+                    await self._wake.wait()
                     continue
-                batch, self._queue = self._queue, []
-                self._waiting.extend(batch)
-                for chunk in split_batches([b[0] for b in batch], limits):
-                    await self._call.write(pb.RwStreamRequest(accesses=chunk))
-            await self._call.done_writing()
-        except (grpc.RpcError, asyncio.InvalidStateError):
-            # The server ended the call (with a status the receiving side reports): stop
-            # sending; answers will not come, and _receive fails what is waiting.
-            return
-        except Exception as e:  # pragma: no cover - a bug
-            self._fail(e)
-
-    async def _receive(self) -> None:
-        try:
-            async for message in self._call:
-                for resp in message.results:
-                    if not self._waiting:
-                        raise BusError("the server answered an access that was not asked")
-                    req, fut, check = self._waiting.popleft()
+                chunk = split_batches([q[0] for q in self._queue], limits)[0]
+                self._waiting, self._queue = self._queue[: len(chunk)], self._queue[len(chunk) :]
+                await call.write(pb.RwStreamRequest(accesses=chunk))
+                message = await call.read()
+                if message is grpc.aio.EOF:
+                    raise BusError("the server ended the stream before answering every access")
+                if len(message.results) != len(self._waiting):
+                    raise BusError("the server's answer does not match the accesses sent")
+                for (req, fut, check), resp in zip(self._waiting, message.results, strict=True):
                     if not fut.done():
                         try:
                             fut.set_result(outcome(req, resp, check))
                         except BusError as e:
                             fut.set_exception(e)
-        except grpc.RpcError as e:
-            self._fail(from_rpc_error(e, self.bus.address))
-            return
+                self._waiting = []
+            await call.done_writing()
+            if await call.code() != grpc.StatusCode.OK:
+                self._fail(await self._status())
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            # The server ended the call: report its status, not the failed write or read.
+            self._fail(await self._status())
         except Exception as e:
             self._fail(e)
-            return
-        if self._waiting or self._queue:
-            self._fail(BusError("the server ended the stream before answering every access"))
+
+    async def _status(self) -> BaseException:
+        call = self._call
+        try:
+            code, details = await call.code(), await call.details()
+        except Exception as e:  # pragma: no cover - the channel itself is gone
+            return BusError(f"the stream to {self.bus.address} broke: {e!r}")
+        return from_rpc_error(_Status(code, details), self.bus.address)
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
@@ -342,9 +335,8 @@ class AsyncStream:
         for _req, fut, _check in itertools.chain(self._waiting, self._queue):
             if not fut.done():
                 fut.set_exception(error)
-        self._waiting.clear()
-        self._queue.clear()
-        self._wake.set()
+        self._waiting = []
+        self._queue = []
 
     async def flush(self) -> None:
         """Wait until every access issued so far has its answer."""
@@ -352,8 +344,9 @@ class AsyncStream:
         if pending:
             await asyncio.wait(pending)
 
-    async def close(self) -> None:
-        """Finish the accesses in flight, then end the stream."""
+    async def close(self, raise_error: bool = True) -> None:
+        """Finish the accesses in flight, then end the stream (raising what broke it, if
+        something did and ``raise_error``)."""
         if self._call is None:
             return
         try:
@@ -361,10 +354,24 @@ class AsyncStream:
         finally:
             self._closing = True
             self._wake.set()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._pump_task is not None:
+                await asyncio.gather(self._pump_task, return_exceptions=True)
             self._call = None
-        if self._error is not None and not isinstance(self._error, asyncio.CancelledError):
+        if raise_error and self._error is not None:
             raise self._error
+
+
+class _Status(grpc.RpcError):
+    """A finished call's status, in the shape ``from_rpc_error`` reads."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
 
 
 __all__ = ["AsyncBus", "AsyncStream", "AsyncTransaction", "ReadResult"]
