@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import grpc
 from mmiobus.server.access import MemTxAttrs, MemTxResult
 from mmiobus.server.addrspace import ReadResult
 from mmiobus.v1 import bus_pb2 as pb
-from mmiobus.v1 import bus_pb2_grpc
+from mmiobus.v1 import bus_pb2_grpc, devices_pb2, devices_pb2_grpc
 
 from .core import (
     Access,
@@ -57,6 +57,7 @@ class AsyncBus:
         self._requests = Requests(address_space, attrs)
         self._channel: grpc.aio.Channel | None = None
         self._stub: bus_pb2_grpc.BusStub | None = None
+        self._devices: devices_pb2_grpc.DevicesStub | None = None
         self._info: pb.Info | None = None
         self._ids = itertools.count(1)
 
@@ -69,6 +70,7 @@ class AsyncBus:
                 channel_target(self.address), options=_CHANNEL_OPTIONS
             )
             self._stub = bus_pb2_grpc.BusStub(self._channel)
+            self._devices = devices_pb2_grpc.DevicesStub(self._channel)
         if self._info is None:
             self._info = await self._call(self._stub.GetInfo, pb.GetInfoRequest())  # type: ignore[union-attr]
         return self
@@ -207,6 +209,45 @@ class AsyncBus:
         """QEMU's `info mtree [-f] [-D]` text for the bus."""
         reply = await self._call(self.stub.Mtree, pb.MtreeRequest(flat=flat, disabled=disabled))
         return reply.text
+
+    # -- devices and interrupts ---------------------------------------------------------------
+
+    @property
+    def devices_stub(self) -> devices_pb2_grpc.DevicesStub:
+        if self._devices is None:
+            raise BusError("not connected: use `async with AsyncBus(...)` or await connect()")
+        return self._devices
+
+    async def devices(self) -> list[devices_pb2.DeviceInfo]:
+        """The devices attached now (name, peer, regions, counters)."""
+        reply = await self._call(self.devices_stub.ListDevices, devices_pb2.ListDevicesRequest())
+        return list(reply.devices)
+
+    async def reset_device(self, name: str, timeout: float = 5.0) -> None:
+        """Ask a device to reset; returns once it has (``Timeout`` if it does not)."""
+        await self._call(
+            self.devices_stub.ResetDevice,
+            devices_pb2.ResetDeviceRequest(name=name, timeout_ms=max(1, int(timeout * 1000))),
+        )
+
+    async def irqs(self, *patterns: str) -> dict[str, bool]:
+        """Interrupt line levels by name (globs select lines: ``uart0.*``)."""
+        reply = await self._call(
+            self.devices_stub.GetIrqs, devices_pb2.GetIrqsRequest(lines=list(patterns))
+        )
+        return {line.name: line.level for line in reply.lines}
+
+    async def watch_irqs(self, *patterns: str) -> AsyncIterator[devices_pb2.IrqEvent]:
+        """The current levels (``snapshot`` events), then every change, as they happen."""
+        call = self.devices_stub.WatchIrqs(devices_pb2.WatchIrqsRequest(lines=list(patterns)))
+        try:
+            async for event in call:
+                yield event
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.CANCELLED:
+                raise from_rpc_error(e, self.address) from None
+        finally:
+            call.cancel()
 
 
 class AsyncTransaction(Transaction):

@@ -216,6 +216,129 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_device_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import yaml
+    from mmiobus.devices import DeviceRunner, Placement
+    from mmiobus.devices.runner import Refused, RegionRefused
+    from mmiobus.server.service import logs
+    from mmiobus.server.service.devices import load_device_class
+
+    logs.configure(args.log_format, args.log_level)
+    try:
+        cls = load_device_class(args.target)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    kwargs = {}
+    for item in args.arg or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CommandError(f"--arg {item!r}: use KEY=VALUE")
+        kwargs[key] = yaml.safe_load(value) if value else ""
+    try:
+        device = cls(**kwargs)
+    except TypeError as e:
+        raise CommandError(f"{args.target}: {e}") from None
+    if not args.claim and args.at is None:
+        raise CommandError("say which region to serve: --claim REGION or --at ADDR")
+    placement = None
+    if args.at is not None:
+        if args.size is not None:
+            device.size = args.size
+        placement = Placement(
+            addr=args.at,
+            address_space=args.address_space or "",
+            container=args.container,
+            priority=args.priority,
+            region_id=args.region_id,
+            deadline_ms=args.deadline or 0,
+        )
+    name = args.name or (args.claim[0] if args.claim else cls.__name__.lower())
+
+    def ready(runner: DeviceRunner, regions: list) -> None:  # type: ignore[type-arg]
+        ids = ", ".join(r.id for r in regions)
+        print(f"mmiobus device {runner.name}: serving {ids} on {runner.server}", flush=True)
+
+    runner = DeviceRunner(
+        device,
+        args.server or _default_server(),
+        name=name,
+        claims=args.claim,
+        placement=placement,
+        token=args.token or "",
+        reconnect=not args.no_reconnect,
+        on_ready=ready,
+    )
+    try:
+        _run_async(runner.run())
+    except (Refused, RegionRefused) as e:
+        raise CommandError(f"the bus refused device {name!r}: {e}") from None
+    except asyncio.CancelledError:
+        return 0
+    return 0
+
+
+def _run_async(coro: object) -> None:
+    import asyncio
+    import signal
+
+    async def main() -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:  # pragma: no cover
+        asyncio.run(main())
+
+
+def _default_server() -> str:
+    from mmiobus.client.core import default_server
+
+    return default_server()
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    with _connect(args) as bus:
+        devices = bus.devices()
+    if not devices:
+        print("no device is attached")
+    for d in devices:
+        where = "in the server" if d.in_process else d.peer
+        print(
+            f"{d.name:<16} {', '.join(d.regions):<24} {where:<24} accesses={d.accesses} "
+            f"timeouts={d.timeouts} dma={d.dma}"
+        )
+    return 0
+
+
+def cmd_reset_device(args: argparse.Namespace) -> int:
+    with _connect(args) as bus:
+        bus.reset_device(args.name, args.wait)
+    print(f"device {args.name} has reset")
+    return 0
+
+
+def cmd_irqs(args: argparse.Namespace) -> int:
+    with _connect(args) as bus:
+        if not args.watch:
+            for name, level in bus.irqs(*args.patterns).items():
+                print(f"{name} {int(level)}")
+            return 0
+        for event in bus.watch_irqs(*args.patterns):
+            print(f"{event.line} {int(event.level)}", flush=True)
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
@@ -255,7 +378,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"mmiobus: listening on {address}", flush=True)
 
     try:
-        return app.run_forever(machine, args.listen or [], limits, ready)
+        return app.run_forever(
+            machine,
+            args.listen or [],
+            limits,
+            ready,
+            device_deadline_ms=args.device_deadline,
+            device_tokens=frozenset(args.device_token or []),
+        )
     except app.ListenError as e:
         raise CommandError(str(e)) from None
 
@@ -301,6 +431,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.grace_seconds,
         metavar="SECONDS",
         help="how long shutdown waits for calls in flight",
+    )
+    p.add_argument(
+        "--device-deadline",
+        type=float,
+        default=1000.0,
+        metavar="MS",
+        help="how long a forwarded access waits for its device (a region's `deadline` wins)",
+    )
+    p.add_argument(
+        "--device-token",
+        action="append",
+        metavar="TOKEN",
+        help="devices must present this token to attach (repeat to accept several)",
     )
     p.set_defaults(func=cmd_serve)
 
@@ -387,6 +530,73 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="what the server is: version, byte order, limits")
     client(p, spaces=False)
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("devices", help="list the attached devices")
+    client(p, spaces=False)
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("reset-device", help="ask a device to reset and wait until it has")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--wait", type=float, default=5.0, metavar="SECONDS")
+    client(p, spaces=False)
+    p.set_defaults(func=cmd_reset_device)
+
+    p = sub.add_parser("irqs", help="interrupt line levels (--watch to follow changes)")
+    p.add_argument("patterns", nargs="*", metavar="LINE", help="names or globs (uart0.*)")
+    p.add_argument("--watch", "-w", action="store_true", help="print every change until ^C")
+    client(p, spaces=False)
+    p.set_defaults(func=cmd_irqs)
+
+    d = sub.add_parser("device", help="run a device model").add_subparsers(
+        dest="device_command", metavar="COMMAND", required=True
+    )
+    p = d.add_parser(
+        "run",
+        help="serve a region of the bus with a Device class, in this process",
+        description="Run MODULE:CLASS (an mmiobus.devices.Device) against a bus: claim a "
+        "region of the machine description (--claim) or register one at an address (--at). "
+        "Reconnects with back-off when the bus goes away.",
+    )
+    p.add_argument(
+        "target", metavar="MODULE:CLASS", help="e.g. mmiobus.devices.models.uart16550:Uart16550"
+    )
+    p.add_argument(
+        "--server",
+        "-s",
+        metavar="ADDR",
+        help="the bus (default: $MMIOBUS_SERVER or 127.0.0.1:7170)",
+    )
+    p.add_argument("--name", help="device name (default: the first claimed region, or the class)")
+    p.add_argument(
+        "--claim",
+        action="append",
+        metavar="REGION",
+        help="serve this region of the machine description (repeatable)",
+    )
+    p.add_argument("--at", type=_addr, metavar="ADDR", help="register a new region at ADDR")
+    p.add_argument(
+        "--size", type=_length, help="size of the registered region (default: the class's)"
+    )
+    p.add_argument(
+        "--address-space", "-a", metavar="ID", help="map --at in this address space's root"
+    )
+    p.add_argument("--container", metavar="REGION", help="map --at inside this container instead")
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--region-id", metavar="ID", help="id of the registered region (default: NAME)")
+    p.add_argument(
+        "--deadline", type=int, metavar="MS", help="answer deadline of the registered region"
+    )
+    p.add_argument(
+        "--arg",
+        action="append",
+        metavar="KEY=VALUE",
+        help="constructor argument (YAML value; repeatable)",
+    )
+    p.add_argument("--token", help="credentials, when the bus requires them")
+    p.add_argument("--no-reconnect", action="store_true", help="exit when the bus goes away")
+    p.add_argument("--log-format", choices=["console", "json"], default="console")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_device_run)
     return parser
 
 

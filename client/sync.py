@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from mmiobus.server.access import MemTxAttrs, MemTxResult
@@ -154,6 +154,27 @@ class Bus:
 
     def mtree(self, flat: bool = False, disabled: bool = False) -> str:
         return self._run(self._bus.mtree, flat, disabled)
+
+    def devices(self) -> list[Any]:
+        return self._run(self._bus.devices)
+
+    def reset_device(self, name: str, timeout: float = 5.0) -> None:
+        self._run(self._bus.reset_device, name, timeout)
+
+    def irqs(self, *patterns: str) -> dict[str, bool]:
+        return self._run(self._bus.irqs, *patterns)
+
+    def watch_irqs(self, *patterns: str) -> Iterator[Any]:
+        """Blocking iterator over ``AsyncBus.watch_irqs`` events (break out to stop)."""
+        agen = self._bus.watch_irqs(*patterns)
+        try:
+            while True:
+                try:
+                    yield self._loop.run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._loop.run(agen.aclose())
 
 
 async def _connect(

@@ -21,8 +21,14 @@ from mmiobus.server.description import parse_size
 from mmiobus.v1 import bus_pb2 as pb
 
 MASK64 = (1 << 64) - 1
-_KINDS = {"container": pb.CONTAINER, "ram": pb.RAM, "rom": pb.ROM, "romd": pb.ROMD,
-          "mmio": pb.MMIO, "alias": pb.ALIAS}  # fmt: skip
+_KINDS = {
+    "container": pb.CONTAINER,
+    "ram": pb.RAM,
+    "rom": pb.ROM,
+    "romd": pb.ROMD,
+    "mmio": pb.MMIO,
+    "alias": pb.ALIAS,
+}
 _ENDIAN = {"native": pb.NATIVE, "little": pb.LITTLE, "big": pb.BIG}
 _UNASSIGNED = {"memory": pb.UNASSIGNED_MEMORY, "io": pb.UNASSIGNED_IO}
 

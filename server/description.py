@@ -188,10 +188,72 @@ class RomSpec(_BackedSpec):
     kind: Literal["rom"]
 
 
+_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*(ns|us|ms|s)?\s*$")
+_DURATION_UNITS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1000.0, None: 1.0}
+
+
+def parse_duration_ms(value: Any) -> float:
+    """Milliseconds from a number (milliseconds) or a string such as "250ms", "2s", "500us"."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}")
+    if isinstance(value, (int, float)):
+        ms = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        ms = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration (e.g. 250ms, 2s, or a number of ms)")
+    if not 0 < ms <= 3_600_000:
+        raise ValueError(f"{value!r} is outside (0, 1 hour]")
+    return ms
+
+
+DurationMs = Annotated[
+    float,
+    BeforeValidator(parse_duration_ms),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}],
+            "description": 'milliseconds, or a string with a unit: "250ms", "2s", "500us"',
+        }
+    ),
+]
+
+
+class InProcessDevice(_Strict):
+    """A device model the server runs itself (the same class `mmiobus device run` runs)."""
+
+    class_: str = Field(alias="class", description="MODULE:CLASS of an mmiobus.devices.Device")
+    name: str | None = Field(None, description="device name; defaults to the region id")
+    args: dict[str, Any] = Field(default_factory=dict, description="constructor arguments")
+
+    @model_validator(mode="after")
+    def _target(self) -> InProcessDevice:
+        module, _, cls = self.class_.partition(":")
+        if not module or not cls:
+            raise ValueError(f"class {self.class_!r} is not MODULE:CLASS")
+        return self
+
+
 class _OpsSpec(_Strict):
     valid: AccessSpec = Field(default_factory=AccessSpec, description="sizes the device accepts")
     impl: AccessSpec = Field(default_factory=AccessSpec, description="sizes the device implements")
     endianness: Literal["native", "little", "big"] = "native"
+    device: str | InProcessDevice | None = Field(
+        None,
+        description="the device that serves this region: the name of a device process that "
+        "claims it, or a model the server runs ({class: MODULE:CLASS, args: {...}})",
+    )
+    absent: Literal["error", "unassigned", "ram"] = Field(
+        "error",
+        description="while its device is not attached: error = MEMTX_ERROR; unassigned = as if "
+        "no device were declared; ram = reads and writes hit scratch memory",
+    )
+    deadline: DurationMs | None = Field(
+        None, description="how long to wait for the device; default: the server's"
+    )
+    posted_writes: bool = Field(
+        False, description="writes need no answer: the bus answers OK at once, keeping order"
+    )
 
     @model_validator(mode="after")
     def _impl_unaligned(self) -> _OpsSpec:

@@ -16,10 +16,12 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from mmiobus.v1 import bus_pb2
+from mmiobus.v1 import bus_pb2, devices_pb2
 
+from ..irq import IrqRegistry
 from ..machine import Machine
 from .bus import BusService
+from .devices import DevicesService
 from .limits import Limits
 from .registry import register
 
@@ -45,8 +47,12 @@ class BusServer:
 
     machine: Machine
     limits: Limits = field(default_factory=Limits)
+    device_deadline_ms: float = 1000.0
+    device_tokens: frozenset[str] = frozenset()
     server: grpc.aio.Server | None = None
     bus: BusService | None = None
+    devices: DevicesService | None = None
+    irqs: IrqRegistry = field(default_factory=IrqRegistry)
     health: health.aio.HealthServicer | None = None
     addresses: list[str] = field(default_factory=list)
 
@@ -69,10 +75,28 @@ class BusServer:
             bus_pb2.DESCRIPTOR.services_by_name["Bus"],
             max_message_bytes=lim.max_message_bytes,
         )
+        self.devices = DevicesService(
+            self.machine,
+            self.irqs,
+            self.bus.refresh_spaces,
+            version(),
+            default_deadline_ms=self.device_deadline_ms,
+            tokens=self.device_tokens,
+            max_access_bytes=lim.max_access_bytes,
+        )
+        self.bus.devices = self.devices.served
+        self.bus.pipeline_key = self.devices.pipeline_key
+        register(
+            self.devices,
+            self.server,
+            devices_pb2.DESCRIPTOR.services_by_name["Devices"],
+            max_message_bytes=lim.max_message_bytes,
+        )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [
             bus_pb2.DESCRIPTOR.services_by_name["Bus"].full_name,
+            devices_pb2.DESCRIPTOR.services_by_name["Devices"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ]
@@ -80,7 +104,8 @@ class BusServer:
         for address in listen or [DEFAULT_LISTEN]:
             self.addresses.append(self._listen(address))
         await self.server.start()
-        for name in ("", names[0]):
+        await self.devices.start_local_devices()
+        for name in ("", names[0], names[1]):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving", machine=self.machine.source, addresses=self.addresses)
 
@@ -110,6 +135,8 @@ class BusServer:
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
         await self.server.stop(self.limits.grace_seconds if grace is None else grace)
+        if self.devices is not None:
+            await self.devices.stop_local_devices()
         for address in self.addresses:
             if address.startswith("unix:"):
                 _remove_stale_socket(address.removeprefix("unix:"))
@@ -128,6 +155,7 @@ async def run(
     listen: list[str],
     limits: Limits,
     on_ready: Callable[[list[str]], None] | None = None,
+    **options: object,
 ) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully; returns the exit status."""
     # Handle signals before announcing the addresses: a supervisor may signal at once.
@@ -135,7 +163,7 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    bus = BusServer(machine, limits)
+    bus = BusServer(machine, limits, **options)  # type: ignore[arg-type]
     await bus.start(listen)
     _tune_gc()
     if on_ready is not None:
@@ -162,10 +190,11 @@ def run_forever(
     listen: list[str],
     limits: Limits,
     on_ready: Callable[[list[str]], None] | None = None,
+    **options: object,
 ) -> int:
     """``run`` on uvloop where it is available."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - e.g. Windows
-        return asyncio.run(run(machine, listen, limits, on_ready))
-    return uvloop.run(run(machine, listen, limits, on_ready))
+        return asyncio.run(run(machine, listen, limits, on_ready, **options))
+    return uvloop.run(run(machine, listen, limits, on_ready, **options))

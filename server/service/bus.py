@@ -49,6 +49,9 @@ class BusService(bus_pb2_grpc.BusServicer):
         self.limits = limits
         self.version = version
         self.devices: dict[Any, str] = {}  # region -> name of the device serving it
+        # (space, addr, length) -> the remote device session an access goes to entirely, else
+        # None; set by the server when the Devices service is present.
+        self.pipeline_key: Any = _no_pipeline
         self._spaces: dict[str, AddressSpace] = {}
         self.refresh_spaces()
 
@@ -158,24 +161,47 @@ class BusService(bus_pb2_grpc.BusServicer):
     async def _execute(
         self, plan: list[tuple[Any, AddressSpace, Any, bytes]], results: Any
     ) -> None:
-        """Run planned accesses in order, appending one result each to ``results``."""
+        """Run planned accesses in order, appending one result each to ``results``.
+
+        An access that has to wait for a remote device does not hold up the next one when that
+        one goes to the same device: it is sent at once (the device's stream keeps them in
+        order, and several travel in one message). Anything else waits until every earlier
+        access has its answer, so RAM and other devices see the accesses in order.
+        """
         add = results.add
+        waiting: list[tuple[Any, Any, bool]] = []  # (result message, awaitable, is a read)
+        device: object = None
+        pipeline_key = self.pipeline_key
         for req, space, attrs, data in plan:
             out = add()
             out.id = req.id
+            if waiting:
+                key = pipeline_key(space, req.addr, len(data) or req.read)
+                if key is None or key is not device:
+                    await _settle(waiting)
+                    device = None
             if data:
                 w = space.dispatch_write(req.addr, data, attrs)
-                if not isinstance(w, int):
-                    w = await w
-                if w:
-                    out.result = w
+                if isinstance(w, int):
+                    if w:
+                        out.result = w
+                    continue
+                pending: Any = w
             else:
                 r = space.dispatch_read(req.addr, req.read, attrs)
-                if type(r) is not ReadResult:
-                    r = await r  # type: ignore[misc]
-                out.data = r[0]  # type: ignore[index]
-                if r[1]:  # type: ignore[index]
-                    out.result = r[1]  # type: ignore[index]
+                if type(r) is ReadResult:
+                    out.data = r[0]
+                    if r[1]:
+                        out.result = r[1]
+                    continue
+                pending = r
+            if not waiting:
+                device = pipeline_key(space, req.addr, len(data) or req.read)
+            waiting.append((out, pending, not data))
+            if device is None:
+                await _settle(waiting)
+        if waiting:
+            await _settle(waiting)
 
     async def Rw(self, request: pb.RwRequest, context: grpc.aio.ServicerContext) -> pb.RwResponse:
         try:
@@ -350,6 +376,25 @@ class BusService(bus_pb2_grpc.BusServicer):
                 max_message_bytes=lim.max_message_bytes,
             ),
         )
+
+
+async def _settle(waiting: list[tuple[Any, Any, bool]]) -> None:
+    """Await pending accesses in order and fill in their results; empties ``waiting``."""
+    for out, pending, is_read in waiting:
+        if is_read:
+            r = await pending
+            out.data = r[0]
+            if r[1]:
+                out.result = r[1]
+        else:
+            w = await pending
+            if w:
+                out.result = w
+    waiting.clear()
+
+
+def _no_pipeline(space: AddressSpace, addr: int, length: int) -> object:
+    return None
 
 
 async def _read_reply(rid: int, pending: Awaitable[ReadResult]) -> pb.RwResponse:
