@@ -125,11 +125,12 @@ async def library_batch(bus: AsyncBus, name: str) -> Row:
     return _stats(name, done, elapsed, lat)
 
 
-def _start(cmd: list[str]) -> tuple[subprocess.Popen[str], list[str]]:
+def _start(cmd: list[str], lines: int = 2) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start a server process and read the ``lines`` addresses it prints."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     addresses = []
     assert proc.stdout is not None
-    while len(addresses) < 2:
+    while len(addresses) < lines:
         line = proc.stdout.readline()
         if not line:
             raise RuntimeError(f"{cmd[0]} exited before listening")
