@@ -50,3 +50,13 @@ def test_memory_model_example_runs():
     assert out.returncode == 0, out.stderr
     comment = next(line for line in example.splitlines() if "print(" in line).split("# ", 1)[1]
     assert out.stdout.strip() == comment.strip()
+
+
+def test_device_example_defines_a_working_device():
+    example = next(b for b in _blocks("python") if "class Blinker(Device)" in b)
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    blinker = namespace["Blinker"]()
+    assert blinker.read(0x8, 4) == blinker.registers["id"]
+    blinker.write(0x4, 4, 1)  # w1c on a clear bit: stays clear
+    assert blinker.read(0x4, 4) == 0

@@ -1,0 +1,16 @@
+# One image for every role: the bus server, device models, clients and benchmarks.
+FROM python:3.11-slim
+WORKDIR /opt/mmiobus
+COPY pyproject.toml README.md ./
+COPY server server
+COPY client client
+COPY devices devices
+COPY proto proto
+COPY bench bench
+COPY deploy deploy
+RUN pip install --no-cache-dir . \
+    && useradd --system --uid 10001 mmiobus
+USER mmiobus
+EXPOSE 7170
+ENTRYPOINT ["mmiobus"]
+CMD ["serve", "--listen", "0.0.0.0:7170", "--log-format", "json"]

@@ -1,0 +1,131 @@
+"""The bus and its devices on separate hosts: network namespaces joined by a veth pair stand in
+for two machines (needs root and iproute2; skipped otherwise). The server listens on its host's
+address only; the device process and the client run on the other host."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from support.servers import MMIOBUS
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2"
+)
+
+MACHINE = """\
+address_spaces: [{name: memory, root: system}]
+regions:
+  - name: system
+    kind: container
+    size: 2**64
+    subregions:
+      - {name: ram, kind: ram, size: 64K}
+      - {name: scratch, kind: mmio, addr: 0x10000000, size: 0x100, device: scratch,
+         valid: {min: 1, max: 8}, impl: {min: 1, max: 8}}
+"""
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
+
+
+@pytest.fixture
+def hosts():
+    """Two namespaces, "bus" and "dev", on 10.251.N.1 and 10.251.N.2."""
+    n = os.getpid() % 200 + 20
+    bus, dev = f"mmio-bus-{n}", f"mmio-dev-{n}"
+    try:
+        _ip("netns", "add", bus)
+        _ip("netns", "add", dev)
+        _ip("link", "add", f"mb{n}", "type", "veth", "peer", "name", f"md{n}")
+    except subprocess.CalledProcessError as e:
+        pytest.skip(f"cannot create network namespaces here: {e.stderr.decode().strip()}")
+    try:
+        _ip("link", "set", f"mb{n}", "netns", bus)
+        _ip("link", "set", f"md{n}", "netns", dev)
+        for ns, link, addr in (
+            (bus, f"mb{n}", f"10.251.{n}.1/24"),
+            (dev, f"md{n}", f"10.251.{n}.2/24"),
+        ):
+            _ip("-n", ns, "addr", "add", addr, "dev", link)
+            _ip("-n", ns, "link", "set", link, "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+        yield bus, dev, f"10.251.{n}.1"
+    finally:
+        for ns in (bus, dev):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def _in(ns: str, *cmd: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, *cmd]
+
+
+def _wait(proc: subprocess.Popen[str], word: str, timeout: float = 30) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"exited with {proc.wait()} before printing {word!r}")
+        if word in line:
+            return line.split()[-1]
+    raise AssertionError(f"no {word!r} within {timeout}s")
+
+
+def test_device_and_client_on_another_host_reach_the_bus(hosts, tmp_path: Path):
+    bus_ns, dev_ns, bus_ip = hosts
+    machine = tmp_path / "m.yaml"
+    machine.write_text(MACHINE)
+    server = subprocess.Popen(
+        _in(bus_ns, MMIOBUS, "serve", "--config", str(machine), "--listen", f"{bus_ip}:7170"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    device = None
+    try:
+        address = _wait(server, "listening on")
+        assert address == f"{bus_ip}:7170"
+        device = subprocess.Popen(
+            _in(
+                dev_ns,
+                MMIOBUS,
+                "device",
+                "run",
+                "mmiobus.devices.models.scratch:ScratchRam",
+                "--server",
+                address,
+                "--claim",
+                "scratch",
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        _wait(device, "serving")
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                _in(dev_ns, MMIOBUS, *args, "--server", address),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        assert cli("write", "-f", "u32", "0x10000010", "0xfeedf00d").returncode == 0
+        assert cli("read", "-f", "u32", "0x10000010").stdout.strip() == "0xfeedf00d"
+        assert cli("write", "0x100", "c0ffee").returncode == 0  # RAM, from the other host
+        assert " c0 ff ee " in cli("read", "0x100", "3").stdout
+        listing = cli("devices").stdout
+        dev_ip = bus_ip.rsplit(".", 1)[0] + ".2"
+        assert "scratch" in listing and dev_ip in listing  # the device's peer: the other host
+    finally:
+        for p in (device, server):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(20)
