@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import grpc
-
 from mmiobus.client import AsyncBus
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc

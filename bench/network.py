@@ -127,7 +127,9 @@ async def library_batch(bus: AsyncBus, name: str) -> Row:
 
 def _start(cmd: list[str], lines: int = 2) -> tuple[subprocess.Popen[str], list[str]]:
     """Start a server process and read the ``lines`` addresses it prints."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # MMIOBUS_BENCH_LOG=FILE keeps the servers' logs (they are discarded by default).
+    with open(os.environ.get("MMIOBUS_BENCH_LOG", os.devnull), "a") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
     addresses = []
     assert proc.stdout is not None
     while len(addresses) < lines:

@@ -18,12 +18,10 @@ import sys
 from typing import Any
 
 import grpc
-
 from mmiobus.server.service.limits import Limits
 from mmiobus.v1 import bus_pb2 as bpb
-from mmiobus.v1 import bus_pb2_grpc
+from mmiobus.v1 import bus_pb2_grpc, devices_pb2_grpc
 from mmiobus.v1 import devices_pb2 as pb
-from mmiobus.v1 import devices_pb2_grpc
 
 
 class Relay(bus_pb2_grpc.BusServicer, devices_pb2_grpc.DevicesServicer):

@@ -27,6 +27,7 @@ from .core import (
 )
 from .errors import BusError, from_rpc_error
 from .topology import Transaction
+from .tracing import trace_request
 
 # The server enforces its own limits (and says which); the client splits what it sends to fit.
 _CHANNEL_OPTIONS = [
@@ -209,6 +210,36 @@ class AsyncBus:
         """QEMU's `info mtree [-f] [-D]` text for the bus."""
         reply = await self._call(self.stub.Mtree, pb.MtreeRequest(flat=flat, disabled=disabled))
         return reply.text
+
+    # -- tracing ------------------------------------------------------------------------------
+
+    async def trace(self, **filters: Any) -> AsyncIterator[pb.TraceEvent]:
+        """Every access the bus serves that passes ``filters`` (see ``trace_request``), as it
+        happens. An event with ``lost`` set says how many were dropped because this
+        subscriber fell behind. Break out of the loop to stop."""
+        call = self.stub.Trace(trace_request(**filters))
+        try:
+            async for batch in call:
+                for event in batch.events:
+                    yield event
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.CANCELLED:
+                raise from_rpc_error(e, self.address) from None
+        finally:
+            call.cancel()
+
+    async def watch_topology(self, address_space: str = "") -> AsyncIterator[pb.TopologyChange]:
+        """The address space's flat view (a ``snapshot``), then one message per committed
+        transaction that changed it (region_del then region_add changes)."""
+        call = self.stub.WatchTopology(pb.WatchTopologyRequest(address_space=address_space))
+        try:
+            async for change in call:
+                yield change
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.CANCELLED:
+                raise from_rpc_error(e, self.address) from None
+        finally:
+            call.cancel()
 
     # -- devices and interrupts ---------------------------------------------------------------
 

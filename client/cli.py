@@ -339,6 +339,125 @@ def cmd_irqs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _range(text: str) -> tuple[int, int]:
+    """START:END (end exclusive) or START+SIZE."""
+    try:
+        if "+" in text:
+            start, size = text.split("+", 1)
+            a = int(start.replace("_", ""), 0)
+            return a, a + int(size.replace("_", ""), 0)
+        start, end = text.split(":", 1)
+        return int(start.replace("_", ""), 0), int(end.replace("_", ""), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not START:END or START+SIZE (e.g. 0x1000:0x2000)"
+        ) from None
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    import time
+
+    from mmiobus.client.tracing import ChromeTrace, jsonl, text
+
+    filters = {
+        "ranges": args.range or [],
+        "address_spaces": args.space or [],
+        "regions": args.region or [],
+        "direction": "read" if args.read else "write" if args.write else "any",
+        "kinds": args.kind or [],
+        "initiators": args.initiator or [],
+        "results": "fault" if args.faults else "ok" if args.ok else "any",
+        "sample_rate": args.sample,
+        "max_data_bytes": args.max_data,
+    }
+    out = open(args.out, "w") if args.out else sys.stdout  # noqa: SIM115
+    color = out is sys.stdout and sys.stdout.isatty()
+    chrome = ChromeTrace(out) if args.format == "chrome" else None
+    count = 0
+    deadline = time.monotonic() + args.duration if args.duration else None
+    try:
+        with _connect(args) as bus:
+            for event in bus.trace(**filters):
+                if chrome is not None:
+                    chrome.write(event)
+                elif args.format == "jsonl":
+                    out.write(jsonl(event))
+                else:
+                    out.write(text(event, color))
+                if args.format != "chrome" or not args.out:
+                    out.flush()
+                if not event.lost:
+                    count += 1
+                if (args.count and count >= args.count) or (
+                    deadline is not None and time.monotonic() >= deadline
+                ):
+                    break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if chrome is not None:
+            chrome.close()
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from mmiobus.client import MemTxAttrs
+    from mmiobus.client.tracing import read_recording
+    from mmiobus.server.trace import result_names
+
+    try:
+        events = [e for e in read_recording(_read_text(args.file)) if e["initiator"] == "client"]
+    except (ValueError, KeyError) as e:
+        raise CommandError(f"{args.file} is not a recording of `mmiobus trace`: {e}") from None
+    for e in events:
+        if e["dir"] == "write" and e["data_truncated"]:
+            raise CommandError(
+                f"seq {e['seq']}: the recording holds only part of a {e['size']}-byte write; "
+                f"record again with `mmiobus trace --max-data {e['size']}` or more"
+            )
+    differences = 0
+    with _connect(args) as bus, bus.stream() as s:
+        futures = []
+        for e in events:
+            attrs = MemTxAttrs(requester_id=e["requester_id"]) if e["requester_id"] else None
+            if e["dir"] == "write":
+                f = s.write(
+                    e["addr"],
+                    bytes.fromhex(e["data"]),
+                    address_space=e["address_space"],
+                    attrs=attrs,
+                    check=False,
+                )
+            else:
+                f = s.read(
+                    e["addr"], e["size"], address_space=e["address_space"], attrs=attrs, check=False
+                )
+            futures.append((e, f))
+        for e, f in futures:
+            got = f.result()
+            result = int(got.result if e["dir"] == "read" else got)
+            where = f"seq {e['seq']}: {e['dir']} of {e['size']} bytes at {e['addr']:#x}"
+            if result != e["result"]:
+                differences += 1
+                print(f"{where}: result {result_names(result)} (recorded {e['result_name']})")
+            if e["dir"] == "read":
+                recorded = bytes.fromhex(e["data"])
+                data = got.data[: len(recorded)]
+                if data != recorded:
+                    differences += 1
+                    print(f"{where}: data {data.hex()} (recorded {recorded.hex()})")
+    print(
+        f"replayed {len(events)} access{'es' if len(events) != 1 else ''}: "
+        f"{differences or 'no'} difference{'s' if differences != 1 else ''}"
+    )
+    return EXIT_DIFFERENT if differences else 0
+
+
+EXIT_DIFFERENT = 4  # replay found differences
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
@@ -546,6 +665,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", "-w", action="store_true", help="print every change until ^C")
     client(p, spaces=False)
     p.set_defaults(func=cmd_irqs)
+
+    p = sub.add_parser(
+        "trace",
+        help="watch the accesses the bus serves, live",
+        description="Print (or record) every access that passes the filters: client accesses "
+        "and device DMA. Filtering happens in the server. A subscriber that falls behind "
+        "loses events and says how many.",
+    )
+    p.add_argument(
+        "--range",
+        type=_range,
+        action="append",
+        metavar="START:END",
+        help="addresses (end exclusive) or START+SIZE; repeatable",
+    )
+    p.add_argument("--space", action="append", metavar="ID", help="address space; repeatable")
+    p.add_argument("--region", action="append", metavar="GLOB", help="region id glob; repeatable")
+    way = p.add_mutually_exclusive_group()
+    way.add_argument("--read", action="store_true", help="reads only")
+    way.add_argument("--write", action="store_true", help="writes only")
+    p.add_argument("--kind", action="append", choices=["ram", "rom", "romd", "mmio", "unassigned"])
+    p.add_argument(
+        "--initiator",
+        action="append",
+        metavar="GLOB",
+        help="client, client:ID, or a device name; repeatable",
+    )
+    outcome = p.add_mutually_exclusive_group()
+    outcome.add_argument("--faults", action="store_true", help="faults only")
+    outcome.add_argument("--ok", action="store_true", help="successful accesses only")
+    p.add_argument(
+        "--sample",
+        type=float,
+        default=1.0,
+        metavar="RATE",
+        help="keep this fraction of the matching accesses",
+    )
+    p.add_argument(
+        "--max-data",
+        type=int,
+        default=0,
+        metavar="N",
+        help="bytes of data kept per access (server default 64)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", "jsonl", "chrome"],
+        default="text",
+        help="text for people, jsonl for machines (and replay), chrome for Perfetto",
+    )
+    p.add_argument("--out", "-o", metavar="FILE", help="write here instead of standard output")
+    p.add_argument("--count", type=int, default=0, metavar="N", help="stop after N accesses")
+    p.add_argument(
+        "--duration", type=float, default=0, metavar="SECONDS", help="stop after this long"
+    )
+    client(p, spaces=False)
+    p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser(
+        "replay",
+        help="re-issue recorded client accesses and report differences",
+        description="Re-issue, in order, the client accesses of a recording made with "
+        "`mmiobus trace --format jsonl` (or chrome) and report every access whose data or "
+        "result differs. Exit status 4 when something differs.",
+    )
+    p.add_argument("file", metavar="FILE")
+    client(p, spaces=False)
+    p.set_defaults(func=cmd_replay)
 
     d = sub.add_parser("device", help="run a device model").add_subparsers(
         dest="device_command", metavar="COMMAND", required=True

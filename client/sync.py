@@ -155,6 +155,24 @@ class Bus:
     def mtree(self, flat: bool = False, disabled: bool = False) -> str:
         return self._run(self._bus.mtree, flat, disabled)
 
+    def trace(self, **filters: Any) -> Iterator[Any]:
+        """Blocking iterator over ``AsyncBus.trace`` events (break out to stop)."""
+        return self._iterate(self._bus.trace(**filters))
+
+    def watch_topology(self, address_space: str = "") -> Iterator[Any]:
+        """Blocking iterator over ``AsyncBus.watch_topology`` messages."""
+        return self._iterate(self._bus.watch_topology(address_space))
+
+    def _iterate(self, agen: Any) -> Iterator[Any]:
+        try:
+            while True:
+                try:
+                    yield self._loop.run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._loop.run(agen.aclose())
+
     def devices(self) -> list[Any]:
         return self._run(self._bus.devices)
 
@@ -166,15 +184,7 @@ class Bus:
 
     def watch_irqs(self, *patterns: str) -> Iterator[Any]:
         """Blocking iterator over ``AsyncBus.watch_irqs`` events (break out to stop)."""
-        agen = self._bus.watch_irqs(*patterns)
-        try:
-            while True:
-                try:
-                    yield self._loop.run(agen.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._loop.run(agen.aclose())
+        return self._iterate(self._bus.watch_irqs(*patterns))
 
 
 async def _connect(

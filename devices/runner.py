@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import itertools
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -62,6 +63,25 @@ class Placement:
     deadline_ms: int = 0
 
 
+# Worth trying again: the bus is away or restarting, or still holds our previous session
+# (a device that restarts quickly may find its old self not yet gone).
+_RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+}
+
+# Notice a bus (or a network) that went away without a word.
+KEEPALIVE = [
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
 def _code(value: int) -> grpc.StatusCode:
     for code in grpc.StatusCode:
         if code.value[0] == value:
@@ -83,6 +103,9 @@ class RemoteHost:
         self.waiting: dict[tuple[str, int], asyncio.Future[Any]] = {}
         self.ids = itertools.count(1)
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.running: set[asyncio.Task[Any]] = set()  # handlers that suspended
+        self.ready: list[pb.AccessReply] = []  # answers not yet sent
+        self._flush_scheduled = False
 
     # -- Host interface -----------------------------------------------------------------------
 
@@ -125,7 +148,8 @@ class RemoteHost:
         self.outbox.put_nowait(pb.DeviceMessage(irq=pb.IrqUpdate(line=line, pulse=True)))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+        # A context of its own: a background task is not part of the access that started it.
+        task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -173,66 +197,104 @@ class RemoteHost:
                 self.work.set()
 
     async def worker(self) -> None:
-        """Serve queued requests in order; send the answers that are ready in one message."""
+        """Start serving queued requests in the order they came. A handler that suspends (an
+        async handler awaiting DMA, say) does not hold up the next request, exactly as when the
+        device runs in the server. Answers that are ready together go back as one message."""
         device = self.runner.device
+        loop = asyncio.get_running_loop()
         while True:
             if not self.queue:
                 self.work.clear()
                 await self.work.wait()
                 continue
-            replies = pb.AccessReplies()
             while self.queue:
                 item = self.queue.popleft()
                 if isinstance(item, pb.ResetRequest):
-                    if replies.replies:
-                        self.outbox.put_nowait(pb.DeviceMessage(replies=replies))
-                        replies = pb.AccessReplies()
+                    # A reset comes after the requests before it: let them finish first.
+                    if self.running:
+                        await asyncio.gather(*self.running, return_exceptions=True)
+                    self.flush()
                     try:
                         await device._reset()
                     except Exception:
                         log.exception("device reset failed", device=self.name)
                     self.outbox.put_nowait(pb.DeviceMessage(reset_done=pb.ResetDone(id=item.id)))
                     continue
-                reply = await self._serve(device, item)
-                if reply is not None:
-                    replies.replies.append(reply)
-            if replies.replies:
-                self.outbox.put_nowait(pb.DeviceMessage(replies=replies))
+                out = self._start(device, item)
+                if isinstance(out, pb.AccessReply):
+                    self.ready.append(out)
+                elif out is not None:
+                    task = loop.create_task(out)
+                    self.running.add(task)
+                    task.add_done_callback(self._finished)
+            self.flush()
 
-    async def _serve(self, device: Device, access: pb.Access) -> pb.AccessReply | None:
+    def _finished(self, task: asyncio.Task[pb.AccessReply | None]) -> None:
+        self.running.discard(task)
+        if task.cancelled():
+            return
+        reply = task.result()
+        if reply is not None:
+            self.ready.append(reply)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Send the answers that are ready, in one message."""
+        self._flush_scheduled = False
+        if self.ready:
+            replies, self.ready = self.ready, []
+            self.outbox.put_nowait(pb.DeviceMessage(replies=pb.AccessReplies(replies=replies)))
+
+    def _start(self, device: Device, access: pb.Access) -> Any:
+        """An access's answer (None if posted), or a coroutine that will give it."""
         info = self.handles.get(access.handle)
-        result = 0
-        value = 0
         if info is None:
-            result = MemTxResult.DECODE_ERROR
-        else:
-            a = access.attrs
-            attrs = MemTxAttrs(a.requester_id, a.secure, a.user, a.memory)
-            try:
-                out = device._serve(
-                    info, access.offset, access.size, access.write, access.value, attrs, access.id
-                )
-                if out is not None and hasattr(out, "__await__"):
-                    out = await out
-                if access.write:
-                    result = int(out) & 7 if out is not None else 0
-                elif isinstance(out, tuple):
-                    value, result = out[0], int(out[1]) & 7
-                else:
-                    value = out
-            except Exception:
-                log.exception(
-                    "device handler failed",
-                    device=self.name,
-                    offset=access.offset,
-                    size=access.size,
-                    write=access.write,
-                )
-                result = MemTxResult.ERROR
-                value = 0
-        if access.posted:
-            return None
-        return pb.AccessReply(id=access.id, value=value, result=result)
+            return _reply(access, 0, MemTxResult.DECODE_ERROR)
+        a = access.attrs
+        attrs = MemTxAttrs(a.requester_id, a.secure, a.user, a.memory)
+        try:
+            out = device._serve(
+                info, access.offset, access.size, access.write, access.value, attrs, access.id
+            )
+        except Exception:
+            self._failed(access)
+            return _reply(access, 0, MemTxResult.ERROR)
+        if out is not None and hasattr(out, "__await__"):
+            return self._await(access, out)
+        return _answer(access, out)
+
+    async def _await(self, access: pb.Access, pending: Any) -> pb.AccessReply | None:
+        try:
+            out = await pending
+        except Exception:
+            self._failed(access)
+            return _reply(access, 0, MemTxResult.ERROR)
+        return _answer(access, out)
+
+    def _failed(self, access: pb.Access) -> None:
+        log.exception(
+            "device handler failed",
+            device=self.name,
+            offset=access.offset,
+            size=access.size,
+            write=access.write,
+        )
+
+
+def _reply(access: pb.Access, value: int, result: int) -> pb.AccessReply | None:
+    if access.posted:
+        return None
+    return pb.AccessReply(id=access.id, value=value, result=int(result) & 7)
+
+
+def _answer(access: pb.Access, out: Any) -> pb.AccessReply | None:
+    if access.write:
+        return _reply(access, 0, int(out) if out is not None else 0)
+    if isinstance(out, tuple):
+        return _reply(access, out[0], out[1])
+    return _reply(access, out, 0)
 
 
 class DeviceRunner:
@@ -307,7 +369,12 @@ class DeviceRunner:
                     )
                 )
             )
-            first = await call.read()
+            try:
+                first = await call.read()
+            except grpc.RpcError as e:
+                if e.code() in _RETRYABLE:
+                    raise
+                raise Refused(e.code(), e.details() or e.code().name) from None
             if first is grpc.aio.EOF or first.WhichOneof("msg") != "welcome":
                 code = await call.code()
                 details = await call.details()
@@ -330,7 +397,7 @@ class DeviceRunner:
                 await reader
             finally:
                 reader.cancel()
-                for t in [*tasks, *host.tasks]:
+                for t in [*tasks, *host.tasks, *host.running]:
                     t.cancel()
                 for fut in host.waiting.values():
                     if not fut.done():

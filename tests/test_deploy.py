@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-
 from mmiobus.client.cli import build_parser
 from mmiobus.server.description import MmioSpec
 from mmiobus.server.machine import Machine

@@ -40,7 +40,7 @@ class DmaEngine(Device):
             Register("dst_lo", 0x08),
             Register("dst_hi", 0x0C),
             Register("len", 0x10),
-            Register("ctrl", 0x14, mask=IRQ_ENABLE | SYNC),
+            Register("ctrl", 0x14, mask=IRQ_ENABLE | SYNC, on_write=self._ctrl_written),
             Register("status", 0x18, mask=0, w1c=DONE | ERROR, on_write=self._status_written),
             Register("result", 0x1C, access="ro"),
         )
@@ -52,6 +52,7 @@ class DmaEngine(Device):
         r.write(offset, size, value)
         if offset == 0x14 and value & START and not r["status"] & BUSY:
             r["status"] = (r["status"] | BUSY) & ~(DONE | ERROR)
+            self._update_irq()  # a new copy: the last one's completion is no longer pending
             if value & SYNC:
                 await self._copy()
             else:
@@ -79,6 +80,9 @@ class DmaEngine(Device):
         self._update_irq()
 
     def _status_written(self, old: int, new: int) -> None:
+        self._update_irq()
+
+    def _ctrl_written(self, old: int, new: int) -> None:
         self._update_irq()
 
     def _update_irq(self) -> None:

@@ -66,6 +66,14 @@ class BusServer:
                 ("grpc.max_send_message_length", lim.max_message_bytes),
                 # Without this, Linux lets a second server bind the same port silently.
                 ("grpc.so_reuseport", 0),
+                # Ping idle connections, so that a device whose host vanished is noticed (its
+                # session then ends and its regions fall back), and accept the same from
+                # devices and clients.
+                ("grpc.keepalive_time_ms", 20_000),
+                ("grpc.keepalive_timeout_ms", 10_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+                ("grpc.http2.max_pings_without_data", 0),
             ]
         )
         self.bus = BusService(self.machine, lim, version())
@@ -86,6 +94,7 @@ class BusServer:
         )
         self.bus.devices = self.devices.served
         self.bus.pipeline_key = self.devices.pipeline_key
+        self.devices.tracer = self.bus
         register(
             self.devices,
             self.server,
@@ -134,7 +143,20 @@ class BusServer:
             return
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.limits.grace_seconds if grace is None else grace)
+        grace = self.limits.grace_seconds if grace is None else grace
+        # The server stops taking calls at once; the calls in flight get `grace` seconds. Streams
+        # that only wait (traces, watches, idle RwStreams) end now; devices stay until the
+        # accesses in flight (which may be waiting for them) are done.
+        stopped = asyncio.ensure_future(self.server.stop(grace))
+        if self.bus is not None:
+            self.bus.stop_streams()
+            try:
+                await asyncio.wait_for(self.bus.idle.wait(), grace)
+            except TimeoutError:
+                pass
+        if self.devices is not None:
+            self.devices.end_sessions()
+        await stopped
         if self.devices is not None:
             await self.devices.stop_local_devices()
         for address in self.addresses:

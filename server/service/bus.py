@@ -7,6 +7,8 @@ so accesses from different clients interleave at access granularity and never te
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Coroutine
 from typing import Any
 
@@ -18,8 +20,11 @@ from mmiobus.v1 import bus_pb2_grpc
 from ..access import MEMTXATTRS_UNSPECIFIED, MemTxAttrs
 from ..addrspace import AddressSpace, ReadResult
 from ..flatview import flatview_root
+from ..listener import MemoryListener, MemoryRegionSection
 from ..machine import Machine
 from ..mtree import mtree
+from ..region import RegionKind
+from ..trace import Event, Gap, TraceFilter, TraceHub
 from .convert import (
     ENDIAN_TO_PB,
     attrs_from_pb,
@@ -30,12 +35,36 @@ from .convert import (
 )
 from .limits import Limits
 from .status import RpcError, invalid, limit, not_found, status_of
+from .streams import first_of, until
 
 log = structlog.get_logger("mmiobus.bus")
 
 PROTOCOL_VERSION = 1
 
 RwResponse = pb.RwResponse
+_now = time.monotonic_ns
+_KINDS = {
+    RegionKind.RAM: "ram",
+    RegionKind.ROM: "rom",
+    RegionKind.ROMD: "romd",
+    RegionKind.MMIO: "mmio",
+    RegionKind.CONTAINER: "unassigned",
+    RegionKind.ALIAS: "unassigned",
+}
+
+
+class TraceDefaults:
+    """Server-wide trace settings (`mmiobus serve --trace-*`)."""
+
+    max_data_bytes = 64
+    max_data_limit = 4096
+    queue_capacity = 10_000
+    batch = 512
+    # A stream message costs far more than an event: after the first event of a batch, wait
+    # this long for more to join it (unless the batch fills first).
+    flush_seconds = 0.02
+
+
 # Unbound: on upb messages, looking up a bound method costs more than calling it.
 _has_field = pb.RwRequest.HasField
 _which_oneof = pb.RwRequest.WhichOneof
@@ -52,7 +81,17 @@ class BusService(bus_pb2_grpc.BusServicer):
         # (space, addr, length) -> the remote device session an access goes to entirely, else
         # None; set by the server when the Devices service is present.
         self.pipeline_key: Any = _no_pipeline
+        self.trace = TraceHub()
+        self.trace_defaults = TraceDefaults()
+        # Shutdown: long-lived streams end when `stopping` is set; accesses in flight are
+        # counted so the server can wait for them before letting devices go.
+        self.stopping = asyncio.Event()
+        self.inflight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._waiting_streams: set[Any] = set()
         self._spaces: dict[str, AddressSpace] = {}
+        self._space_ids: dict[int, str] = {}
         self.refresh_spaces()
 
     def refresh_spaces(self) -> None:
@@ -61,6 +100,42 @@ class BusService(bus_pb2_grpc.BusServicer):
         if self.machine.system.address_spaces:
             spaces[""] = self.machine.system.address_spaces[0]
         self._spaces = spaces
+        self._space_ids = {id(as_): key for key, as_ in self.machine.spaces.items()}
+
+    def describe(self, access: tuple[Any, ...], seq: int) -> Event:
+        """A trace Event for an access recorded as (space, addr, size, is_write, data, result,
+        initiator, requester_id, latency_ns, timestamp_ns)."""
+        space, addr, size, is_write, data, result, initiator, rid, latency, ts = access
+        fr = space.current_map.lookup(addr)
+        if fr is None:
+            region, offset, kind = "", addr, "unassigned"
+        else:
+            mr = fr.mr
+            region = self.machine.region_ids.get(mr, mr.name)
+            offset = fr.offset + (addr - fr.start)
+            kind = _KINDS.get(mr.kind, "mmio")
+            if kind == "ram" and mr.readonly:
+                kind = "rom"
+        return Event(
+            seq,
+            ts,
+            self._space_ids.get(id(space), space.name),
+            addr,
+            size,
+            is_write,
+            data,
+            int(result),
+            region,
+            offset,
+            kind,
+            initiator,
+            rid,
+            latency,
+        )
+
+    def publish(self, accesses: list[tuple[Any, ...]]) -> None:
+        """Offer recorded accesses to the trace subscribers (call only if trace.active)."""
+        self.trace.offer(accesses, self.describe, _bounds)
 
     # -- accesses -----------------------------------------------------------------------------
 
@@ -169,22 +244,26 @@ class BusService(bus_pb2_grpc.BusServicer):
         access has its answer, so RAM and other devices see the accesses in order.
         """
         add = results.add
-        waiting: list[tuple[Any, Any, bool]] = []  # (result message, awaitable, is a read)
+        waiting: list[tuple[Any, Any, Any]] = []  # (result message, awaitable, plan entry)
         device: object = None
         pipeline_key = self.pipeline_key
-        for req, space, attrs, data in plan:
+        traced: list[tuple[Any, ...]] | None = [] if self.trace.active else None
+        for entry in plan:
+            req, space, attrs, data = entry
             out = add()
             out.id = req.id
             if waiting:
                 key = pipeline_key(space, req.addr, len(data) or req.read)
                 if key is None or key is not device:
-                    await _settle(waiting)
+                    await _settle(waiting, traced)
                     device = None
             if data:
                 w = space.dispatch_write(req.addr, data, attrs)
                 if isinstance(w, int):
                     if w:
                         out.result = w
+                    if traced is not None:
+                        traced.append(_record(entry, out, 0))
                     continue
                 pending: Any = w
             else:
@@ -193,29 +272,75 @@ class BusService(bus_pb2_grpc.BusServicer):
                     out.data = r[0]
                     if r[1]:
                         out.result = r[1]
+                    if traced is not None:
+                        traced.append(_record(entry, out, 0))
                     continue
                 pending = r
             if not waiting:
                 device = pipeline_key(space, req.addr, len(data) or req.read)
-            waiting.append((out, pending, not data))
+            waiting.append((out, pending, entry if traced is None else (*entry, _now())))
             if device is None:
-                await _settle(waiting)
+                await _settle(waiting, traced)
         if waiting:
-            await _settle(waiting)
+            await _settle(waiting, traced)
+        if traced:
+            self.publish(traced)
+
+    def stop_streams(self) -> None:
+        """Shutdown: end trace and topology streams, and RwStreams waiting for their client."""
+        self.stopping.set()
+        for task in list(self._waiting_streams):
+            task.cancel()
+
+    def _busy(self) -> None:
+        self.inflight += 1
+        self.idle.clear()
+
+    def _done(self) -> None:
+        self.inflight -= 1
+        if not self.inflight:
+            self.idle.set()
 
     async def Rw(self, request: pb.RwRequest, context: grpc.aio.ServicerContext) -> pb.RwResponse:
+        self._busy()
         try:
-            out = self._run(request, *self._check(request, "request"))
-            if type(out) is not RwResponse:
+            space, attrs, op = self._check(request, "request")
+            tracing = self.trace.active
+            t0 = time.monotonic_ns() if tracing else 0
+            out = self._run(request, space, attrs, op)
+            waited = type(out) is not RwResponse
+            if waited:
                 out = await out  # type: ignore[misc]
+            if tracing:
+                write = op == "write"
+                now = _now()
+                self.publish(
+                    [
+                        (
+                            space,
+                            request.addr,
+                            len(request.write) if write else request.read,
+                            write,
+                            request.write if write else out.data,  # type: ignore[union-attr]
+                            out.result,
+                            "client",
+                            attrs.requester_id,  # type: ignore[union-attr]
+                            now - t0 if waited else 0,
+                            now,
+                        )
+                    ]
+                )
             return out  # type: ignore[return-value]
         except Exception as e:
             await _abort(context, e)
             raise
+        finally:
+            self._done()
 
     async def RwBatch(
         self, request: pb.RwBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.RwBatchResponse:
+        self._busy()
         try:
             plan = self._plan(request.accesses, "accesses")
             reply = pb.RwBatchResponse()
@@ -224,6 +349,8 @@ class BusService(bus_pb2_grpc.BusServicer):
         except Exception as e:
             await _abort(context, e)
             raise
+        finally:
+            self._done()
 
     async def RwStream(
         self,
@@ -231,16 +358,86 @@ class BusService(bus_pb2_grpc.BusServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.RwStreamResponse]:
         n = 0
+        task = asyncio.current_task()
+        it = request_iterator.__aiter__()
         try:
-            async for message in request_iterator:
-                plan = self._plan(message.accesses, f"message {n}: accesses")
-                reply = pb.RwStreamResponse()
-                await self._execute(plan, reply.results)
+            while True:
+                # While this stream waits for its client, shutdown may end it at once.
+                self._waiting_streams.add(task)
+                try:
+                    message = await it.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    self._waiting_streams.discard(task)
+                self._busy()
+                try:
+                    plan = self._plan(message.accesses, f"message {n}: accesses")
+                    reply = pb.RwStreamResponse()
+                    await self._execute(plan, reply.results)
+                finally:
+                    self._done()
                 yield reply
                 n += 1
         except Exception as e:
             await _abort(context, e)
             raise
+
+    # -- tracing ------------------------------------------------------------------------------
+
+    async def Trace(
+        self, request: pb.TraceRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.TraceBatch]:
+        defaults = self.trace_defaults
+        try:
+            f = _trace_filter(request)
+            max_data = request.max_data_bytes or defaults.max_data_bytes
+            if max_data > defaults.max_data_limit:
+                raise limit(
+                    f"max_data_bytes {max_data} exceeds the server's limit of "
+                    f"{defaults.max_data_limit} (--trace-max-data)"
+                )
+            capacity = min(request.queue_capacity or defaults.queue_capacity, 1_000_000)
+        except Exception as e:
+            await _abort(context, e)
+            return
+        wake = asyncio.Event()
+        sub = self.trace.subscribe(f, capacity)
+        sub.wake = wake.set
+        # Read the peer now: asking a cancelled call for it crashes grpc (a segfault).
+        peer = context.peer()
+        log.info("trace subscriber joined", peer=peer, subscribers=len(self.trace.subscribers))
+        try:
+            while not self.stopping.is_set():
+                wake.clear()
+                if not sub.queue and not sub.lost:
+                    await first_of(wake.wait(), self.stopping.wait())
+                    continue
+                if len(sub.queue) < defaults.batch:
+                    await asyncio.sleep(defaults.flush_seconds)  # let a batch gather
+                items = sub.take(defaults.batch)
+                yield pb.TraceBatch(events=[_trace_event(i, max_data) for i in items])
+        finally:
+            self.trace.unsubscribe(sub)
+            log.info("trace subscriber left", peer=peer, lost=sub.lost_total)
+
+    async def WatchTopology(
+        self, request: pb.WatchTopologyRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.TopologyChange]:
+        try:
+            space = self._space(request.address_space)
+        except Exception as e:
+            await _abort(context, e)
+            return
+        watch = _TopologyWatch(self.machine, space)
+        space.register_listener(watch)  # replays the current view: the snapshot
+        try:
+            async for message in until(_drain(watch.queue), self.stopping):
+                if message is None:  # fell behind: start again from the current view
+                    message = watch.snapshot()
+                yield message
+        finally:
+            space.unregister_listener(watch)
 
     # -- topology -----------------------------------------------------------------------------
 
@@ -378,19 +575,173 @@ class BusService(bus_pb2_grpc.BusServicer):
         )
 
 
-async def _settle(waiting: list[tuple[Any, Any, bool]]) -> None:
+async def _settle(waiting: list[tuple[Any, Any, Any]], traced: list[Any] | None = None) -> None:
     """Await pending accesses in order and fill in their results; empties ``waiting``."""
-    for out, pending, is_read in waiting:
-        if is_read:
+    for out, pending, entry in waiting:
+        if entry[3]:  # data to write: a write
+            w = await pending
+            if w:
+                out.result = w
+        else:
             r = await pending
             out.data = r[0]
             if r[1]:
                 out.result = r[1]
-        else:
-            w = await pending
-            if w:
-                out.result = w
+        if traced is not None:
+            traced.append(_record(entry, out, entry[4]))
     waiting.clear()
+
+
+def _record(entry: tuple[Any, ...], out: pb.RwResponse, t0: int) -> tuple[Any, ...]:
+    """A completed client access, as the tracer records it (see BusService.describe)."""
+    req, space, attrs, data = entry[:4]
+    now = _now()
+    latency = now - t0 if t0 else 0
+    if data:
+        return (
+            space,
+            req.addr,
+            len(data),
+            True,
+            data,
+            out.result,
+            "client",
+            attrs.requester_id,
+            latency,
+            now,
+        )
+    return (
+        space,
+        req.addr,
+        req.read,
+        False,
+        out.data,
+        out.result,
+        "client",
+        attrs.requester_id,
+        latency,
+        now,
+    )
+
+
+def _bounds(access: tuple[Any, ...]) -> tuple[int, int]:
+    return access[1], access[1] + max(access[2], 1)
+
+
+def _trace_filter(request: pb.TraceRequest) -> TraceFilter:
+    for i, r in enumerate(request.ranges):
+        if r.size == 0:
+            raise invalid(f"ranges[{i}].size: 0 (a range needs at least one byte)")
+    try:
+        return TraceFilter(
+            ranges=tuple((r.start, r.start + size_from_pb(r.size)) for r in request.ranges),
+            address_spaces=tuple(request.address_spaces),
+            regions=tuple(request.regions),
+            direction={pb.READS: "read", pb.WRITES: "write"}.get(request.direction, "any"),
+            kinds=tuple(request.kinds),
+            initiators=tuple(request.initiators),
+            results={pb.OK_ONLY: "ok", pb.FAULTS_ONLY: "fault"}.get(request.results, "any"),
+            sample_rate=request.sample_rate or 1.0,
+        )
+    except ValueError as e:
+        raise invalid(str(e)) from None
+
+
+def _trace_event(item: Event | Gap, max_data: int) -> pb.TraceEvent:
+    if type(item) is Gap:
+        return pb.TraceEvent(lost=item.lost)
+    e: Event = item  # type: ignore[assignment]
+    return pb.TraceEvent(
+        seq=e.seq,
+        timestamp_ns=e.timestamp_ns,
+        address_space=e.address_space,
+        addr=e.addr,
+        size=e.size,
+        write=e.is_write,
+        data=e.data[:max_data],
+        data_truncated=len(e.data) > max_data,
+        result=e.result,
+        region=e.region,
+        offset=e.offset,
+        kind=e.kind,
+        initiator=e.initiator,
+        requester_id=e.requester_id,
+        latency_ns=e.latency_ns,
+    )
+
+
+class _TopologyWatch(MemoryListener):
+    """A memory listener that turns each committed transaction into a TopologyChange."""
+
+    QUEUE = 1024
+
+    def __init__(self, machine: Machine, space: AddressSpace) -> None:
+        self.machine = machine
+        self.space = space
+        self.queue: asyncio.Queue[pb.TopologyChange | None] = asyncio.Queue()
+        self.current: pb.TopologyChange | None = None
+        self.first = True
+        self.behind = False
+
+    def _range(self, section: MemoryRegionSection) -> pb.FlatRange:
+        return pb.FlatRange(
+            start=section.offset_within_address_space,
+            size=size_to_pb(section.size),
+            region=self.machine.region_id(section.mr),
+            offset=section.offset_within_region,
+            readonly=section.readonly,
+            nonvolatile=section.nonvolatile,
+        )
+
+    def begin(self) -> None:
+        self.current = pb.TopologyChange(snapshot=self.first)
+
+    def region_add(self, section: MemoryRegionSection) -> None:
+        if self.current is not None and section.address_space is self.space:
+            self.current.changes.add(add=True, range=self._range(section))
+
+    def region_del(self, section: MemoryRegionSection) -> None:
+        if self.current is not None and section.address_space is self.space:
+            self.current.changes.add(add=False, range=self._range(section))
+
+    def commit(self) -> None:
+        message, self.current = self.current, None
+        if message is None or (not message.changes and not self.first):
+            return  # a transaction that did not change this address space
+        self.first = False
+        message.generation = self.machine.system.generation
+        if self.behind:
+            return
+        if self.queue.qsize() >= self.QUEUE:
+            # Too far behind to replay every transaction: drop them and resynchronise.
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+            self.behind = True
+            return
+        self.queue.put_nowait(message)
+
+    def snapshot(self) -> pb.TopologyChange:
+        self.behind = False
+        message = pb.TopologyChange(snapshot=True, generation=self.machine.system.generation)
+        for fr in self.space.flatview.ranges:
+            message.changes.add(
+                add=True,
+                range=pb.FlatRange(
+                    start=fr.start,
+                    size=size_to_pb(fr.end - fr.start),
+                    region=self.machine.region_id(fr.mr),
+                    offset=fr.offset,
+                    readonly=fr.readonly,
+                    nonvolatile=fr.nonvolatile,
+                ),
+            )
+        return message
+
+
+async def _drain(queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+    while True:
+        yield await queue.get()
 
 
 def _no_pipeline(space: AddressSpace, addr: int, length: int) -> object:

@@ -18,8 +18,8 @@ import contextvars
 import importlib
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -38,17 +38,19 @@ from ..access import (
 )
 from ..addrspace import ReadResult
 from ..description import InProcessDevice, MmioSpec, RomdSpec
-from ..dispatch import engaged_owners, set_engaged_owners
+from ..dispatch import engaged_owners, reset_engaged_owners, set_engaged_owners
+from ..errors import NotFoundError
 from ..irq import IrqRegistry, matches
 from ..machine import Machine, constraints
 from ..region import MemoryRegion, RegionKind
 from .convert import ENDIAN_FROM_PB, ENDIAN_TO_PB, attrs_from_pb, size_from_pb, size_to_pb
 from .status import RpcError, status_of
+from .streams import first_of
 
 log = structlog.get_logger("mmiobus.devices")
 
 PROTOCOL_MIN = PROTOCOL_MAX = 1
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")  # used with fullmatch
 LATE_MEMORY = 4096  # ids of expired accesses remembered, so a late answer is not "unknown"
 
 
@@ -127,6 +129,7 @@ class Session:
         self.outgoing: collections.deque[bpb_or_pb] = collections.deque()
         self.wake = asyncio.Event()
         self.closed = False
+        self.ending = False  # the server is stopping: end the stream once the queue is empty
         self.error: SessionError | None = None
         self._ids = 0
         self.counters = {"accesses": 0, "timeouts": 0, "dma": 0}
@@ -211,7 +214,7 @@ class Session:
 
     async def next_message(self) -> pb.BusMessage | None:
         while not self.outgoing:
-            if self.closed:
+            if self.closed or self.ending:
                 return None
             self.wake.clear()
             await self.wake.wait()
@@ -221,7 +224,7 @@ class Session:
 
     def answer(self, replies: pb.AccessReplies) -> None:
         for reply in replies.replies:
-            p = self.pending.pop(reply.id, None)
+            p = self.pending.get(reply.id)
             if p is None:
                 if reply.id in self.expired:
                     continue  # answered after its deadline: already failed with MEMTX_ERROR
@@ -229,8 +232,8 @@ class Session:
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"reply to access {reply.id}, which is not pending",
                 )
-            if p.timer is not None:
-                p.timer.cancel()
+            # Checked while the access is still pending, so that refusing the reply (which
+            # closes the session) fails it with the others.
             if reply.result > 7:
                 raise SessionError(
                     grpc.StatusCode.INVALID_ARGUMENT,
@@ -242,6 +245,9 @@ class Session:
                     f"reply to access {reply.id} ({p.size} bytes) carries value "
                     f"{reply.value:#x}, wider than {p.size} bytes",
                 )
+            del self.pending[reply.id]
+            if p.timer is not None:
+                p.timer.cancel()
             if not p.future.done():
                 p.future.set_result(reply.result if p.write else (reply.value, reply.result))
 
@@ -302,6 +308,8 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
         self.served: dict[MemoryRegion, str] = {}  # region -> device name serving it
         self.counters: collections.Counter[str] = collections.Counter()
         self._handles = 0
+        self.tracer: Any = None  # the Bus service: publish() for DMA trace events
+        self.stopping = asyncio.Event()
         for key, declared in machine.declared.items():
             spec = declared.spec
             if isinstance(spec, (MmioSpec, RomdSpec)) and isinstance(spec.device, str):
@@ -372,6 +380,13 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
                 self.local[host.name] = host
                 await host.start()
 
+    def end_sessions(self) -> None:
+        """Shutdown: end every device's stream (its pending accesses fail at once)."""
+        self.stopping.set()
+        for session in list(self.sessions.values()):
+            session.ending = True
+            session.wake.set()
+
     async def stop_local_devices(self) -> None:
         for host in self.local.values():
             await host.stop()
@@ -396,8 +411,10 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
         self.served.pop(b.mr, None)
         if b.claimed:
             declared = self.machine.declared.get(b.region_id)
-            if declared is not None:
+            if declared is not None and declared.spec.device is not None:
                 self.set_absent(b.mr, declared.spec)
+            elif declared is not None:
+                b.mr.set_ops(None)  # no device declared: back to what it answered before
             else:  # pragma: no cover - the region was deleted meanwhile
                 b.mr.set_ops(None)
         elif b.region_id in self.machine.regions:
@@ -456,7 +473,7 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
                 f"the device speaks protocol {low}..{high}, this bus speaks "
                 f"{PROTOCOL_MIN}..{PROTOCOL_MAX}",
             )
-        if not NAME_RE.match(hello.name):
+        if not NAME_RE.fullmatch(hello.name):
             raise SessionError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"device name {hello.name!r} must be letters, digits, '_', '.', '-'",
@@ -607,7 +624,7 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
 
     def _register(self, session: Session, r: pb.RegisterRegion) -> Binding:
         m = self.machine
-        region_id = r.id or f"{session.name}.{len(session.bindings)}"
+        region_id = r.id or self._fresh_region_id(session.name)
         spec = MmioSpec.model_validate(
             {
                 "name": r.name or region_id,
@@ -646,6 +663,12 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
         log.info("region registered", device=session.name, region=region_id, addr=hex(r.addr))
         return b
 
+    def _fresh_region_id(self, device: str) -> str:
+        n = 0
+        while f"{device}.{n}" in self.machine.regions:
+            n += 1
+        return f"{device}.{n}"
+
     def _unmap(self, session: Session, handle: int) -> None:
         b = session.bindings.pop(handle, None)
         if b is None:
@@ -676,6 +699,7 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"DMA of {n} bytes exceeds --max-access-bytes",
                 )
+            t0 = time.monotonic_ns()
             if op == "write":
                 w = space.dispatch_write(req.addr, req.write, attrs)
                 reply.result = w if isinstance(w, int) else await w
@@ -684,6 +708,24 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
                 if type(r) is not ReadResult:
                     r = await r  # type: ignore[misc]
                 reply.data, reply.result = r[0], r[1]  # type: ignore[index]
+            if self.tracer is not None and self.tracer.trace.active:
+                now = time.monotonic_ns()
+                self.tracer.publish(
+                    [
+                        (
+                            space,
+                            req.addr,
+                            n,
+                            op == "write",
+                            req.write if op == "write" else reply.data,
+                            reply.result,
+                            session.name,
+                            attrs.requester_id,
+                            now - t0,
+                            now,
+                        )
+                    ]
+                )
         except Exception as e:
             status = status_of(e)
             log.warning(
@@ -694,7 +736,7 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
 
     def _irq(self, session: Session, update: pb.IrqUpdate) -> None:
         line = update.line or "irq"
-        if not NAME_RE.match(line):
+        if not NAME_RE.fullmatch(line):
             raise SessionError(grpc.StatusCode.INVALID_ARGUMENT, f"irq line name {line!r}")
         name = f"{session.name}.{line}"
         if update.WhichOneof("op") == "pulse":
@@ -774,23 +816,17 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
         self, request: pb.WatchIrqsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.IrqEvent]:
         patterns = list(request.lines)
-        queue: asyncio.Queue[pb.IrqEvent] = asyncio.Queue(maxsize=100_000)
-        seq = 0
+        queue: asyncio.Queue[tuple[str, bool, int]] = asyncio.Queue(maxsize=100_000)
 
         def on_change(line: Any, now: int) -> None:
-            nonlocal seq
             if matches(line.name, patterns):
-                seq += 1
                 try:
-                    queue.put_nowait(
-                        pb.IrqEvent(
-                            line=line.name, level=line.level, sequence=seq, timestamp_ns=now
-                        )
-                    )
+                    queue.put_nowait((line.name, line.level, now))
                 except asyncio.QueueFull:
                     pass  # a watcher this far behind loses changes rather than slow the bus
 
         stop = self.irqs.watch(on_change)
+        seq = 0  # numbered as delivered, so it increases by one per event
         try:
             now = time.monotonic_ns()
             for line in self.irqs.select(patterns):
@@ -798,8 +834,14 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
                 yield pb.IrqEvent(
                     line=line.name, level=line.level, sequence=seq, timestamp_ns=now, snapshot=True
                 )
-            while True:
-                yield await queue.get()
+            while not self.stopping.is_set():
+                getter = asyncio.ensure_future(queue.get())
+                await first_of(getter, self.stopping.wait())
+                if not getter.done() or getter.cancelled():
+                    break
+                name, level, when = getter.result()
+                seq += 1
+                yield pb.IrqEvent(line=name, level=level, sequence=seq, timestamp_ns=when)
         finally:
             stop()
 
@@ -929,20 +971,49 @@ class LocalHost:
         attrs: MemTxAttrs,
         on_behalf_of: int | None,
     ) -> tuple[bytes, MemTxResult]:
+        """As a remote device's DMA: the device's requester id is stamped on it, the device is
+        engaged (its own regions answer MEMTX_ACCESS_ERROR), and a refusal is a bus fault."""
         self.counters["dma"] += 1
+        attrs = attrs._replace(requester_id=self.device.requester_id)
         token = set_engaged_owners(engaged_owners() | {id(self.identity)})
         try:
-            space = self.service.machine.address_space(address_space)
+            try:
+                space = self.service.machine.address_space(address_space)
+            except NotFoundError as e:
+                log.warning("device DMA refused", device=self.name, reason=str(e))
+                return b"", MemTxResult.DECODE_ERROR
+            t0 = time.monotonic_ns()
             if data is not None:
                 w = space.dispatch_write(addr, data, attrs)
-                return b"", MemTxResult(w if isinstance(w, int) else await w)
-            r = space.dispatch_read(addr, size or 0, attrs)
-            if type(r) is not ReadResult:
-                r = await r  # type: ignore[misc]
-            return r[0], r[1]  # type: ignore[index]
+                out = b"", MemTxResult(w if isinstance(w, int) else await w)
+            else:
+                r = space.dispatch_read(addr, size or 0, attrs)
+                if type(r) is not ReadResult:
+                    r = await r  # type: ignore[misc]
+                out = r[0], r[1]  # type: ignore[assignment]
+            tracer = self.service.tracer
+            if tracer is not None and tracer.trace.active:
+                now = time.monotonic_ns()
+                n = len(data) if data is not None else (size or 0)
+                shown = data if data is not None else out[0]
+                tracer.publish(
+                    [
+                        (
+                            space,
+                            addr,
+                            n,
+                            data is not None,
+                            shown,
+                            out[1],
+                            self.name,
+                            attrs.requester_id,
+                            now - t0,
+                            now,
+                        )
+                    ]
+                )
+            return out
         finally:
-            from ..dispatch import reset_engaged_owners
-
             reset_engaged_owners(token)
 
     def set_irq(self, line: str, level: bool) -> None:
@@ -951,11 +1022,13 @@ class LocalHost:
     def pulse_irq(self, line: str) -> None:
         self.service.irqs.pulse(f"{self.name}.{line}")
 
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A background task of the device, in a context of its own: not part of whatever
+        access started it (so not in its re-entrancy chain)."""
+        task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
 
-__all__ = ["DevicesService", "LocalHost", "Session", "field"]
+__all__ = ["DevicesService", "LocalHost", "Session"]

@@ -34,6 +34,18 @@ class Unassigned(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     UNASSIGNED_MEMORY: _ClassVar[Unassigned]
     UNASSIGNED_IO: _ClassVar[Unassigned]
+
+class Direction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ANY_DIRECTION: _ClassVar[Direction]
+    READS: _ClassVar[Direction]
+    WRITES: _ClassVar[Direction]
+
+class ResultFilter(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ANY_RESULT: _ClassVar[ResultFilter]
+    OK_ONLY: _ClassVar[ResultFilter]
+    FAULTS_ONLY: _ClassVar[ResultFilter]
 MEMTX_OK: MemTxResultBit
 MEMTX_ERROR: MemTxResultBit
 MEMTX_DECODE_ERROR: MemTxResultBit
@@ -50,6 +62,12 @@ LITTLE: Endianness
 BIG: Endianness
 UNASSIGNED_MEMORY: Unassigned
 UNASSIGNED_IO: Unassigned
+ANY_DIRECTION: Direction
+READS: Direction
+WRITES: Direction
+ANY_RESULT: ResultFilter
+OK_ONLY: ResultFilter
+FAULTS_ONLY: ResultFilter
 
 class Attrs(_message.Message):
     __slots__ = ("requester_id", "secure", "user", "memory")
@@ -414,3 +432,101 @@ class Info(_message.Message):
     address_spaces: _containers.RepeatedCompositeFieldContainer[AddressSpace]
     limits: Limits
     def __init__(self, version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., machine: _Optional[str] = ..., endianness: _Optional[_Union[Endianness, str]] = ..., address_spaces: _Optional[_Iterable[_Union[AddressSpace, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+
+class AddressRange(_message.Message):
+    __slots__ = ("start", "size")
+    START_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    size: int
+    def __init__(self, start: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class TraceRequest(_message.Message):
+    __slots__ = ("ranges", "address_spaces", "regions", "direction", "kinds", "initiators", "results", "sample_rate", "max_data_bytes", "queue_capacity")
+    RANGES_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_SPACES_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    INITIATORS_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_DATA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    ranges: _containers.RepeatedCompositeFieldContainer[AddressRange]
+    address_spaces: _containers.RepeatedScalarFieldContainer[str]
+    regions: _containers.RepeatedScalarFieldContainer[str]
+    direction: Direction
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    initiators: _containers.RepeatedScalarFieldContainer[str]
+    results: ResultFilter
+    sample_rate: float
+    max_data_bytes: int
+    queue_capacity: int
+    def __init__(self, ranges: _Optional[_Iterable[_Union[AddressRange, _Mapping]]] = ..., address_spaces: _Optional[_Iterable[str]] = ..., regions: _Optional[_Iterable[str]] = ..., direction: _Optional[_Union[Direction, str]] = ..., kinds: _Optional[_Iterable[str]] = ..., initiators: _Optional[_Iterable[str]] = ..., results: _Optional[_Union[ResultFilter, str]] = ..., sample_rate: _Optional[float] = ..., max_data_bytes: _Optional[int] = ..., queue_capacity: _Optional[int] = ...) -> None: ...
+
+class TraceEvent(_message.Message):
+    __slots__ = ("seq", "timestamp_ns", "address_space", "addr", "size", "write", "data", "data_truncated", "result", "region", "offset", "kind", "initiator", "requester_id", "latency_ns", "lost")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_SPACE_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    DATA_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INITIATOR_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_ID_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_NS_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    timestamp_ns: int
+    address_space: str
+    addr: int
+    size: int
+    write: bool
+    data: bytes
+    data_truncated: bool
+    result: int
+    region: str
+    offset: int
+    kind: str
+    initiator: str
+    requester_id: int
+    latency_ns: int
+    lost: int
+    def __init__(self, seq: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., address_space: _Optional[str] = ..., addr: _Optional[int] = ..., size: _Optional[int] = ..., write: _Optional[bool] = ..., data: _Optional[bytes] = ..., data_truncated: _Optional[bool] = ..., result: _Optional[int] = ..., region: _Optional[str] = ..., offset: _Optional[int] = ..., kind: _Optional[str] = ..., initiator: _Optional[str] = ..., requester_id: _Optional[int] = ..., latency_ns: _Optional[int] = ..., lost: _Optional[int] = ...) -> None: ...
+
+class TraceBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[TraceEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[TraceEvent, _Mapping]]] = ...) -> None: ...
+
+class WatchTopologyRequest(_message.Message):
+    __slots__ = ("address_space",)
+    ADDRESS_SPACE_FIELD_NUMBER: _ClassVar[int]
+    address_space: str
+    def __init__(self, address_space: _Optional[str] = ...) -> None: ...
+
+class FlatRangeChange(_message.Message):
+    __slots__ = ("add", "range")
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    add: bool
+    range: FlatRange
+    def __init__(self, add: _Optional[bool] = ..., range: _Optional[_Union[FlatRange, _Mapping]] = ...) -> None: ...
+
+class TopologyChange(_message.Message):
+    __slots__ = ("snapshot", "generation", "changes")
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    snapshot: bool
+    generation: int
+    changes: _containers.RepeatedCompositeFieldContainer[FlatRangeChange]
+    def __init__(self, snapshot: _Optional[bool] = ..., generation: _Optional[int] = ..., changes: _Optional[_Iterable[_Union[FlatRangeChange, _Mapping]]] = ...) -> None: ...

@@ -70,6 +70,16 @@ class BusStub:
                 request_serializer=mmiobus_dot_v1_dot_bus__pb2.GetInfoRequest.SerializeToString,
                 response_deserializer=mmiobus_dot_v1_dot_bus__pb2.Info.FromString,
                 _registered_method=True)
+        self.Trace = channel.unary_stream(
+                '/mmiobus.v1.Bus/Trace',
+                request_serializer=mmiobus_dot_v1_dot_bus__pb2.TraceRequest.SerializeToString,
+                response_deserializer=mmiobus_dot_v1_dot_bus__pb2.TraceBatch.FromString,
+                _registered_method=True)
+        self.WatchTopology = channel.unary_stream(
+                '/mmiobus.v1.Bus/WatchTopology',
+                request_serializer=mmiobus_dot_v1_dot_bus__pb2.WatchTopologyRequest.SerializeToString,
+                response_deserializer=mmiobus_dot_v1_dot_bus__pb2.TopologyChange.FromString,
+                _registered_method=True)
 
 
 class BusServicer:
@@ -126,6 +136,24 @@ class BusServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Trace(self, request, context):
+        """Every access the bus serves (client accesses and device DMA) that passes the filter, in
+        batches. A subscriber that falls behind loses events, never slows the bus: each gap is an
+        event saying how many were lost.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchTopology(self, request, context):
+        """An address space's flat view, then its changes: one message per committed transaction
+        that changed it (QEMU memory-listener semantics: region_del for ranges that went away,
+        region_add for ranges that appeared).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BusServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +191,16 @@ def add_BusServicer_to_server(servicer, server):
                     servicer.GetInfo,
                     request_deserializer=mmiobus_dot_v1_dot_bus__pb2.GetInfoRequest.FromString,
                     response_serializer=mmiobus_dot_v1_dot_bus__pb2.Info.SerializeToString,
+            ),
+            'Trace': grpc.unary_stream_rpc_method_handler(
+                    servicer.Trace,
+                    request_deserializer=mmiobus_dot_v1_dot_bus__pb2.TraceRequest.FromString,
+                    response_serializer=mmiobus_dot_v1_dot_bus__pb2.TraceBatch.SerializeToString,
+            ),
+            'WatchTopology': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTopology,
+                    request_deserializer=mmiobus_dot_v1_dot_bus__pb2.WatchTopologyRequest.FromString,
+                    response_serializer=mmiobus_dot_v1_dot_bus__pb2.TopologyChange.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +393,60 @@ class Bus:
             '/mmiobus.v1.Bus/GetInfo',
             mmiobus_dot_v1_dot_bus__pb2.GetInfoRequest.SerializeToString,
             mmiobus_dot_v1_dot_bus__pb2.Info.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Trace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mmiobus.v1.Bus/Trace',
+            mmiobus_dot_v1_dot_bus__pb2.TraceRequest.SerializeToString,
+            mmiobus_dot_v1_dot_bus__pb2.TraceBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTopology(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mmiobus.v1.Bus/WatchTopology',
+            mmiobus_dot_v1_dot_bus__pb2.WatchTopologyRequest.SerializeToString,
+            mmiobus_dot_v1_dot_bus__pb2.TopologyChange.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,272 @@
+"""Access tracing: every access the bus serves, offered to subscribers without slowing it.
+
+Publishing costs nothing when nobody subscribes (callers check ``hub.active`` first). With
+subscribers, an access becomes one ``Event`` tuple; each subscriber's filter — small predicates
+composed into one (``compile_filter``) — decides before anything is queued; each subscriber has
+a bounded queue, and when it is full the event is counted as lost instead of waiting. The stream
+that drains a queue reports every gap in-band (``Gap``), so a slow subscriber loses events but
+never slows the bus.
+"""
+
+from __future__ import annotations
+
+import collections
+import fnmatch
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .access import MemTxResult
+
+KINDS = ("ram", "rom", "romd", "mmio", "unassigned")
+
+
+class Event(NamedTuple):
+    """One access, as it completed."""
+
+    seq: int
+    timestamp_ns: int  # monotonic
+    address_space: str
+    addr: int
+    size: int
+    is_write: bool
+    data: bytes  # bytes written, or read (the whole access; subscribers truncate)
+    result: int  # MemTxResult bits
+    region: str  # id of the region the first byte resolved to ("" for a hole)
+    offset: int  # offset of the first byte inside that region
+    kind: str  # ram, rom, romd, mmio or unassigned
+    initiator: str  # "client" or the name of the device whose DMA this is
+    requester_id: int
+    latency_ns: int  # for accesses that waited for a device: how long; else 0
+
+
+class Gap(NamedTuple):
+    """``lost`` events that matched this subscriber were dropped because it fell behind."""
+
+    lost: int
+
+
+Predicate = Callable[[Event], bool]
+
+
+@dataclass(frozen=True)
+class TraceFilter:
+    """What a subscriber wants; every non-empty criterion must hold. Address ranges are
+    half-open ``(start, end)``; region names and initiators are globs; ``results`` is "any",
+    "ok" or "fault"; ``sample_rate`` keeps that fraction of matching events."""
+
+    ranges: tuple[tuple[int, int], ...] = ()
+    address_spaces: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    direction: str = "any"  # "any", "read" or "write"
+    kinds: tuple[str, ...] = ()
+    initiators: tuple[str, ...] = ()
+    results: str = "any"  # "any", "ok" or "fault"
+    sample_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        for start, end in self.ranges:
+            if not 0 <= start < end <= 1 << 64:
+                raise ValueError(f"address range {start:#x}..{end:#x} is empty or out of range")
+        if self.direction not in ("any", "read", "write"):
+            raise ValueError(f"direction {self.direction!r} is not any, read or write")
+        if self.results not in ("any", "ok", "fault"):
+            raise ValueError(f"results {self.results!r} is not any, ok or fault")
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown:
+            raise ValueError(f"kind {unknown[0]!r} is not one of {', '.join(KINDS)}")
+        if not 0 < self.sample_rate <= 1:
+            raise ValueError(f"sample_rate {self.sample_rate} is not in (0, 1]")
+
+
+# -- predicates: one small function per criterion -----------------------------------------------
+
+
+def in_ranges(ranges: Iterable[tuple[int, int]]) -> Predicate:
+    spans = tuple(ranges)
+    return lambda e: any(e.addr < end and s < e.addr + max(e.size, 1) for s, end in spans)
+
+
+def in_address_spaces(names: Iterable[str]) -> Predicate:
+    wanted = frozenset(names)
+    return lambda e: e.address_space in wanted
+
+
+def in_regions(patterns: Iterable[str]) -> Predicate:
+    pats = tuple(patterns)
+    return lambda e: any(fnmatch.fnmatchcase(e.region, p) for p in pats)
+
+
+def is_direction(write: bool) -> Predicate:
+    return lambda e: e.is_write == write
+
+
+def of_kinds(kinds: Iterable[str]) -> Predicate:
+    wanted = frozenset(kinds)
+    return lambda e: e.kind in wanted
+
+
+def from_initiators(patterns: Iterable[str]) -> Predicate:
+    pats = tuple(patterns)
+
+    def match(e: Event) -> bool:
+        names = (e.initiator, f"{e.initiator}:{e.requester_id}")
+        return any(fnmatch.fnmatchcase(n, p) for p in pats for n in names)
+
+    return match
+
+
+def with_results(fault: bool) -> Predicate:
+    return (lambda e: e.result != 0) if fault else (lambda e: e.result == 0)
+
+
+def sampled(rate: float) -> Predicate:
+    """Keep ``rate`` of the events that reach it, evenly spaced (deterministic)."""
+    state = [0.0]
+
+    def keep(_e: Event) -> bool:
+        state[0] += rate
+        if state[0] >= 1.0:
+            state[0] -= 1.0
+            return True
+        return False
+
+    return keep
+
+
+def compile_filter(f: TraceFilter) -> Predicate | None:
+    """One predicate for all of ``f``'s criteria (sampling last), or None to accept all."""
+    preds: list[Predicate] = []
+    if f.address_spaces:
+        preds.append(in_address_spaces(f.address_spaces))
+    if f.ranges:
+        preds.append(in_ranges(f.ranges))
+    if f.direction != "any":
+        preds.append(is_direction(f.direction == "write"))
+    if f.kinds:
+        preds.append(of_kinds(f.kinds))
+    if f.regions:
+        preds.append(in_regions(f.regions))
+    if f.initiators:
+        preds.append(from_initiators(f.initiators))
+    if f.results != "any":
+        preds.append(with_results(f.results == "fault"))
+    if f.sample_rate < 1:
+        preds.append(sampled(f.sample_rate))
+    if not preds:
+        return None
+    if len(preds) == 1:
+        return preds[0]
+    return lambda e: all(p(e) for p in preds)
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One subscriber's filter and bounded queue; its stream drains ``take()``.
+
+    ``span``: when the filter names address ranges, their overall (start, end), so that a batch
+    of accesses far from them is skipped without looking at each access."""
+
+    accept: Predicate | None
+    capacity: int
+    span: tuple[int, int] | None = None
+    queue: collections.deque[Event] = field(default_factory=collections.deque)
+    lost: int = 0
+    lost_total: int = 0
+    wake: Callable[[], None] | None = None
+
+    def _put(self, event: Event) -> None:
+        if len(self.queue) >= self.capacity:
+            self.lost += 1
+            self.lost_total += 1
+            return
+        self.queue.append(event)
+        if self.wake is not None and len(self.queue) == 1:
+            self.wake()
+
+    def take(self, limit: int) -> list[Event | Gap]:
+        """Up to ``limit`` events, preceded by a Gap if some were lost since the last take."""
+        out: list[Event | Gap] = []
+        if self.lost:
+            out.append(Gap(self.lost))
+            self.lost = 0
+        q = self.queue
+        for _ in range(min(limit, len(q))):
+            out.append(q.popleft())
+        return out
+
+
+Describe = Callable[[Any, int], Event]  # (an access as the caller recorded it, seq) -> Event
+
+
+class TraceHub:
+    """The bus's subscribers. ``active`` is False when there are none: check it before
+    recording anything.
+
+    Accesses are offered in groups (``offer``): the caller records each one cheaply (any
+    object), and ``describe`` turns one into an ``Event`` — looking up its region — only when
+    some subscriber may want it. A subscriber that wants everything but has no room counts the
+    whole group as lost at once; one whose address ranges the group does not touch skips it.
+    """
+
+    def __init__(self) -> None:
+        self.subscribers: list[Subscriber] = []
+        self.active = False
+        self.seq = 0
+
+    def subscribe(self, f: TraceFilter, capacity: int) -> Subscriber:
+        span = (min(s for s, _ in f.ranges), max(e for _, e in f.ranges)) if f.ranges else None
+        sub = Subscriber(compile_filter(f), max(1, capacity), span)
+        self.subscribers.append(sub)
+        self.active = True
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        if sub in self.subscribers:
+            self.subscribers.remove(sub)
+        self.active = bool(self.subscribers)
+
+    def offer(
+        self, accesses: list[Any], describe: Describe, bounds: Callable[[Any], tuple[int, int]]
+    ) -> None:
+        """Offer completed accesses (in order) to every subscriber. ``bounds(access)`` is its
+        (first address, end)."""
+        n = len(accesses)
+        if not n:
+            return
+        base = self.seq
+        self.seq += n
+        events: list[Event | None] = [None] * n
+        span: tuple[int, int] | None = None
+        for sub in self.subscribers:
+            if sub.accept is None:
+                room = sub.capacity - len(sub.queue)
+                if room <= 0:
+                    sub.lost += n
+                    sub.lost_total += n
+                    continue
+            elif sub.span is not None:
+                if span is None:
+                    firsts = [bounds(a) for a in accesses]
+                    span = (min(f[0] for f in firsts), max(f[1] for f in firsts))
+                if span[1] <= sub.span[0] or sub.span[1] <= span[0]:
+                    continue
+            accept = sub.accept
+            for i in range(n):
+                event = events[i]
+                if event is None:
+                    event = events[i] = describe(accesses[i], base + i + 1)
+                if accept is None or accept(event):
+                    sub._put(event)
+
+
+def now_ns() -> int:
+    return time.monotonic_ns()
+
+
+def result_names(result: int) -> str:
+    """``OK`` or the fault bits, e.g. ``DECODE_ERROR|ERROR``."""
+    if not result:
+        return "OK"
+    return "|".join(b.name for b in MemTxResult if b and b & result and b.name)
