@@ -504,6 +504,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ready,
             device_deadline_ms=args.device_deadline,
             device_tokens=frozenset(args.device_token or []),
+            trace_queue=args.trace_queue,
+            trace_max_data=args.trace_max_data,
         )
     except app.ListenError as e:
         raise CommandError(str(e)) from None
@@ -563,6 +565,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="TOKEN",
         help="devices must present this token to attach (repeat to accept several)",
+    )
+    p.add_argument(
+        "--trace-queue",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="events queued per trace subscriber before it starts losing them (default)",
+    )
+    p.add_argument(
+        "--trace-max-data",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="the most data bytes a trace subscriber may ask to keep per event",
     )
     p.set_defaults(func=cmd_serve)
 

@@ -21,7 +21,10 @@
 device can master the bus (``await self.dma_read(...)``, ``await self.dma_write(...)``) and
 drive its interrupt lines (``self.irq().set(True)``, ``self.irq("tx").pulse()``). DMA from
 inside a handler carries that access's identity, so the bus can refuse a re-entrant cycle
-(A's DMA reaching A, or A -> B -> A) with ``MEMTX_ACCESS_ERROR`` instead of deadlocking.
+(A -> B -> A) with ``MEMTX_ACCESS_ERROR`` instead of deadlocking; a device's DMA never reaches
+its own regions (also ``MEMTX_ACCESS_ERROR``). Handlers of one device may overlap when they
+suspend (an async handler awaiting DMA does not hold up the next access), in a device process
+as in the server; background tasks (``self.spawn``) run outside any access.
 
 The same class runs out of process (``mmiobus device run MODULE:CLASS --server ADDR --claim
 REGION`` or ``--at ADDR``) or in the server (``device: {class: MODULE:CLASS, args: {...}}`` on a

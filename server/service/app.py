@@ -49,6 +49,8 @@ class BusServer:
     limits: Limits = field(default_factory=Limits)
     device_deadline_ms: float = 1000.0
     device_tokens: frozenset[str] = frozenset()
+    trace_queue: int = 10_000
+    trace_max_data: int = 4096
     server: grpc.aio.Server | None = None
     bus: BusService | None = None
     devices: DevicesService | None = None
@@ -77,6 +79,8 @@ class BusServer:
             ]
         )
         self.bus = BusService(self.machine, lim, version())
+        self.bus.trace_defaults.queue_capacity = self.trace_queue
+        self.bus.trace_defaults.max_data_limit = self.trace_max_data
         register(
             self.bus,
             self.server,

@@ -54,15 +54,16 @@ _KINDS = {
 
 
 class TraceDefaults:
-    """Server-wide trace settings (`mmiobus serve --trace-*`)."""
+    """Server-wide trace settings (`mmiobus serve --trace-queue / --trace-max-data`)."""
 
-    max_data_bytes = 64
-    max_data_limit = 4096
-    queue_capacity = 10_000
-    batch = 512
-    # A stream message costs far more than an event: after the first event of a batch, wait
-    # this long for more to join it (unless the batch fills first).
-    flush_seconds = 0.02
+    def __init__(self) -> None:
+        self.max_data_bytes = 64
+        self.max_data_limit = 4096
+        self.queue_capacity = 10_000
+        self.batch = 512
+        # A stream message costs far more than an event: after the first event of a batch,
+        # wait this long for more to join it (unless the batch fills first).
+        self.flush_seconds = 0.02
 
 
 # Unbound: on upb messages, looking up a bound method costs more than calling it.

@@ -126,7 +126,7 @@ class Session:
         self.pending: dict[int, _Pending] = {}
         self.expired: collections.OrderedDict[int, None] = collections.OrderedDict()
         self.resets: dict[int, asyncio.Future[None]] = {}
-        self.outgoing: collections.deque[bpb_or_pb] = collections.deque()
+        self.outgoing: collections.deque[pb.BusMessage] = collections.deque()
         self.wake = asyncio.Event()
         self.closed = False
         self.ending = False  # the server is stopping: end the stream once the queue is empty
@@ -277,9 +277,6 @@ class Session:
                     RpcError(grpc.StatusCode.UNAVAILABLE, f"device {self.name!r} left")
                 )
         self.service.release(self)
-
-
-bpb_or_pb = pb.BusMessage
 
 
 class DevicesService(devices_pb2_grpc.DevicesServicer):
