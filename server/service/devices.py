@@ -603,19 +603,7 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
                 grpc.StatusCode.ALREADY_EXISTS,
                 f"region {region_id!r} is already served by device {self.served[mr]!r}",
             )
-        b = Binding(
-            self._new_handle(),
-            region_id,
-            mr,
-            session,
-            (constraints(spec.valid), constraints(spec.impl), Endianness(spec.endianness)),
-            spec.posted_writes,
-            (spec.deadline / 1000.0) if spec.deadline else self.default_deadline,
-            claimed=True,
-        )
-        mr.set_ops(b.ops())
-        session.bindings[b.handle] = b
-        self.served[mr] = session.name
+        b = self._bind(session, region_id, mr, spec, claimed=True)
         log.info("region claimed", device=session.name, region=region_id)
         return b
 
@@ -644,20 +632,33 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
                 parent = m.address_space(r.address_space).root
             mr = m.create_region(spec)
             parent.add_subregion(r.addr, mr, r.priority)
-            b = Binding(
-                self._new_handle(),
-                region_id,
-                mr,
-                session,
-                (constraints(spec.valid), constraints(spec.impl), Endianness(spec.endianness)),
-                spec.posted_writes,
-                (spec.deadline / 1000.0) if spec.deadline else self.default_deadline,
-                claimed=False,
-            )
-            mr.set_ops(b.ops())
+            b = self._bind(session, region_id, mr, spec, claimed=False)
+        log.info("region registered", device=session.name, region=region_id, addr=hex(r.addr))
+        return b
+
+    def _bind(
+        self,
+        session: Session,
+        region_id: str,
+        mr: MemoryRegion,
+        spec: MmioSpec | RomdSpec,
+        *,
+        claimed: bool,
+    ) -> Binding:
+        """Route ``mr``'s ops to ``session`` with the access rules ``spec`` declares."""
+        b = Binding(
+            self._new_handle(),
+            region_id,
+            mr,
+            session,
+            (constraints(spec.valid), constraints(spec.impl), Endianness(spec.endianness)),
+            spec.posted_writes,
+            (spec.deadline / 1000.0) if spec.deadline else self.default_deadline,
+            claimed=claimed,
+        )
+        mr.set_ops(b.ops())
         session.bindings[b.handle] = b
         self.served[mr] = session.name
-        log.info("region registered", device=session.name, region=region_id, addr=hex(r.addr))
         return b
 
     def _fresh_region_id(self, device: str) -> str:
