@@ -355,9 +355,10 @@ def _range(text: str) -> tuple[int, int]:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    import time
+    import asyncio
 
-    from mmiobus.client.tracing import ChromeTrace, jsonl, text
+    from mmiobus.client import AsyncBus
+    from mmiobus.client.tracing import ChromeTrace, jsonl, text, trace_request
 
     filters = {
         "ranges": args.range or [],
@@ -370,29 +371,36 @@ def cmd_trace(args: argparse.Namespace) -> int:
         "sample_rate": args.sample,
         "max_data_bytes": args.max_data,
     }
+    try:
+        trace_request(**filters)  # refuse a bad filter before connecting
+    except ValueError as e:
+        raise CommandError(str(e)) from None
     out = open(args.out, "w") if args.out else sys.stdout  # noqa: SIM115
     color = out is sys.stdout and sys.stdout.isatty()
     chrome = ChromeTrace(out) if args.format == "chrome" else None
-    count = 0
-    deadline = time.monotonic() + args.duration if args.duration else None
+    flush = args.format != "chrome" or not args.out
+
+    async def record() -> None:
+        count = 0
+        async with AsyncBus(args.server or None, timeout=args.timeout) as bus:
+            async with asyncio.timeout(args.duration or None):
+                async for event in bus.trace(**filters):
+                    if chrome is not None:
+                        chrome.write(event)
+                    elif args.format == "jsonl":
+                        out.write(jsonl(event))
+                    else:
+                        out.write(text(event, color))
+                    if flush:
+                        out.flush()
+                    if not event.lost:
+                        count += 1
+                        if count == args.count:
+                            return
+
     try:
-        with _connect(args) as bus:
-            for event in bus.trace(**filters):
-                if chrome is not None:
-                    chrome.write(event)
-                elif args.format == "jsonl":
-                    out.write(jsonl(event))
-                else:
-                    out.write(text(event, color))
-                if args.format != "chrome" or not args.out:
-                    out.flush()
-                if not event.lost:
-                    count += 1
-                if (args.count and count >= args.count) or (
-                    deadline is not None and time.monotonic() >= deadline
-                ):
-                    break
-    except KeyboardInterrupt:
+        _run_async(record())  # Ctrl-C or SIGTERM ends the recording cleanly
+    except TimeoutError:  # --duration elapsed
         pass
     finally:
         if chrome is not None:

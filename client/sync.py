@@ -39,7 +39,16 @@ class _LoopThread:
     def run(self, coro: Awaitable[T]) -> T:
         if threading.current_thread() is self._thread:
             raise RuntimeError("a blocking Bus cannot be used from its own callbacks")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()  # type: ignore[arg-type]
+        finished = threading.Event()
+        fut = asyncio.run_coroutine_threadsafe(_signalling(coro, finished), self.loop)
+        try:
+            return fut.result()
+        except BaseException:
+            # Interrupted (Ctrl-C) while the coroutine still runs: cancel it and let it unwind
+            # before the caller goes on (closing the iterator it was advancing, say).
+            fut.cancel()
+            finished.wait(5)
+            raise
 
     def submit(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
@@ -48,6 +57,13 @@ class _LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         self.loop.close()
+
+
+async def _signalling(coro: Awaitable[T], finished: threading.Event) -> T:
+    try:
+        return await coro
+    finally:
+        finished.set()
 
 
 class Bus:

@@ -35,6 +35,8 @@ def trace_request(
         raise ValueError(f"direction {direction!r} is not any, read or write")
     if results not in outcomes:
         raise ValueError(f"results {results!r} is not any, ok or fault")
+    if not 0 < sample_rate <= 1:
+        raise ValueError(f"sample_rate {sample_rate} is not in (0, 1]")
     req = pb.TraceRequest(
         address_spaces=list(address_spaces),
         regions=list(regions),

@@ -15,9 +15,13 @@ import fnmatch
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .access import MemTxResult
+
+if TYPE_CHECKING:
+    from .addrspace import AddressSpace
+    from .flatview import FlatView
 
 KINDS = ("ram", "rom", "romd", "mmio", "unassigned")
 
@@ -39,6 +43,23 @@ class Event(NamedTuple):
     initiator: str  # "client" or the name of the device whose DMA this is
     requester_id: int
     latency_ns: int  # for accesses that waited for a device: how long; else 0
+
+
+class Access(NamedTuple):
+    """A completed access as its server records it for the tracer, cheaply: the region that
+    served it is looked up (in ``view``) only if some subscriber may want it."""
+
+    space: AddressSpace
+    view: FlatView  # the flat view the access was issued against
+    addr: int
+    size: int
+    is_write: bool
+    data: bytes
+    result: int
+    initiator: str  # "client" or the device whose DMA this is
+    requester_id: int
+    latency_ns: int  # 0 unless the access waited for a device
+    timestamp_ns: int
 
 
 class Gap(NamedTuple):
@@ -171,41 +192,45 @@ class Subscriber:
     accept: Predicate | None
     capacity: int
     span: tuple[int, int] | None = None
-    queue: collections.deque[Event] = field(default_factory=collections.deque)
-    lost: int = 0
+    queue: collections.deque[Event | Gap] = field(default_factory=collections.deque)
+    lost: int = 0  # lost since the last queued item
     lost_total: int = 0
     wake: Callable[[], None] | None = None
 
     def _put(self, event: Event) -> None:
-        if len(self.queue) >= self.capacity:
+        q = self.queue
+        if len(q) >= self.capacity:
             self.lost += 1
             self.lost_total += 1
             return
-        self.queue.append(event)
-        if self.wake is not None and len(self.queue) == 1:
+        was_empty = not q
+        if self.lost:  # the gap sits where the events were lost: before this one
+            q.append(Gap(self.lost))
+            self.lost = 0
+        q.append(event)
+        if was_empty and self.wake is not None:
             self.wake()
 
     def take(self, limit: int) -> list[Event | Gap]:
-        """Up to ``limit`` events, preceded by a Gap if some were lost since the last take."""
-        out: list[Event | Gap] = []
-        if self.lost:
+        """Up to ``limit`` queued items in order; a gap that follows the last queued event
+        (events lost since) comes out once the queue has drained up to it."""
+        q = self.queue
+        out: list[Event | Gap] = [q.popleft() for _ in range(min(limit, len(q)))]
+        if not q and self.lost:
             out.append(Gap(self.lost))
             self.lost = 0
-        q = self.queue
-        for _ in range(min(limit, len(q))):
-            out.append(q.popleft())
         return out
 
 
-Describe = Callable[[Any, int], Event]  # (an access as the caller recorded it, seq) -> Event
+Describe = Callable[[Access, int], Event]  # (an access, its seq) -> Event
 
 
 class TraceHub:
     """The bus's subscribers. ``active`` is False when there are none: check it before
     recording anything.
 
-    Accesses are offered in groups (``offer``): the caller records each one cheaply (any
-    object), and ``describe`` turns one into an ``Event`` — looking up its region — only when
+    Accesses are offered in groups (``offer``): the caller records each one cheaply (an
+    ``Access``), and ``describe`` turns one into an ``Event`` — looking up its region — only when
     some subscriber may want it. A subscriber that wants everything but has no room counts the
     whole group as lost at once; one whose address ranges the group does not touch skips it.
     """
@@ -227,11 +252,8 @@ class TraceHub:
             self.subscribers.remove(sub)
         self.active = bool(self.subscribers)
 
-    def offer(
-        self, accesses: list[Any], describe: Describe, bounds: Callable[[Any], tuple[int, int]]
-    ) -> None:
-        """Offer completed accesses (in order) to every subscriber. ``bounds(access)`` is its
-        (first address, end)."""
+    def offer(self, accesses: list[Access], describe: Describe) -> None:
+        """Offer completed accesses (in order) to every subscriber."""
         n = len(accesses)
         if not n:
             return
@@ -248,8 +270,10 @@ class TraceHub:
                     continue
             elif sub.span is not None:
                 if span is None:
-                    firsts = [bounds(a) for a in accesses]
-                    span = (min(f[0] for f in firsts), max(f[1] for f in firsts))
+                    span = (
+                        min(a.addr for a in accesses),
+                        max(a.addr + max(a.size, 1) for a in accesses),
+                    )
                 if span[1] <= sub.span[0] or sub.span[1] <= span[0]:
                     continue
             accept = sub.accept

@@ -17,14 +17,14 @@ import structlog
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
 
-from ..access import MEMTXATTRS_UNSPECIFIED, MemTxAttrs
+from ..access import MASK64, MEMTXATTRS_UNSPECIFIED, TWO64, MemTxAttrs
 from ..addrspace import AddressSpace, ReadResult
-from ..flatview import flatview_root
+from ..flatview import FlatView, flatview_root
 from ..listener import MemoryListener, MemoryRegionSection
 from ..machine import Machine
 from ..mtree import mtree
 from ..region import RegionKind
-from ..trace import Event, Gap, TraceFilter, TraceHub
+from ..trace import Access, Event, Gap, TraceFilter, TraceHub
 from .convert import (
     ENDIAN_TO_PB,
     attrs_from_pb,
@@ -103,11 +103,10 @@ class BusService(bus_pb2_grpc.BusServicer):
         self._spaces = spaces
         self._space_ids = {id(as_): key for key, as_ in self.machine.spaces.items()}
 
-    def describe(self, access: tuple[Any, ...], seq: int) -> Event:
-        """A trace Event for an access recorded as (space, addr, size, is_write, data, result,
-        initiator, requester_id, latency_ns, timestamp_ns)."""
-        space, addr, size, is_write, data, result, initiator, rid, latency, ts = access
-        fr = space.current_map.lookup(addr)
+    def describe(self, access: Access, seq: int) -> Event:
+        """A trace Event for a recorded access, naming the region that served it."""
+        space, view, addr, size, is_write, data, result, initiator, rid, latency, ts = access
+        fr = view.lookup(addr)
         if fr is None:
             region, offset, kind = "", addr, "unassigned"
         else:
@@ -134,9 +133,9 @@ class BusService(bus_pb2_grpc.BusServicer):
             latency,
         )
 
-    def publish(self, accesses: list[tuple[Any, ...]]) -> None:
+    def publish(self, accesses: list[Access]) -> None:
         """Offer recorded accesses to the trace subscribers (call only if trace.active)."""
-        self.trace.offer(accesses, self.describe, _bounds)
+        self.trace.offer(accesses, self.describe)
 
     # -- accesses -----------------------------------------------------------------------------
 
@@ -248,7 +247,8 @@ class BusService(bus_pb2_grpc.BusServicer):
         waiting: list[tuple[Any, Any, Any]] = []  # (result message, awaitable, plan entry)
         device: object = None
         pipeline_key = self.pipeline_key
-        traced: list[tuple[Any, ...]] | None = [] if self.trace.active else None
+        traced: list[Access] | None = [] if self.trace.active else None
+        view = None
         for entry in plan:
             req, space, attrs, data = entry
             out = add()
@@ -258,13 +258,15 @@ class BusService(bus_pb2_grpc.BusServicer):
                 if key is None or key is not device:
                     await _settle(waiting, traced)
                     device = None
+            if traced is not None:
+                view = space.current_map  # before the access: its ops may remap
             if data:
                 w = space.dispatch_write(req.addr, data, attrs)
                 if isinstance(w, int):
                     if w:
                         out.result = w
                     if traced is not None:
-                        traced.append(_record(entry, out, 0))
+                        traced.append(_record(entry, view, out, 0))
                     continue
                 pending: Any = w
             else:
@@ -274,12 +276,12 @@ class BusService(bus_pb2_grpc.BusServicer):
                     if r[1]:
                         out.result = r[1]
                     if traced is not None:
-                        traced.append(_record(entry, out, 0))
+                        traced.append(_record(entry, view, out, 0))
                     continue
                 pending = r
             if not waiting:
                 device = pipeline_key(space, req.addr, len(data) or req.read)
-            waiting.append((out, pending, entry if traced is None else (*entry, _now())))
+            waiting.append((out, pending, entry if traced is None else (*entry, view, _now())))
             if device is None:
                 await _settle(waiting, traced)
         if waiting:
@@ -307,7 +309,8 @@ class BusService(bus_pb2_grpc.BusServicer):
         try:
             space, attrs, op = self._check(request, "request")
             tracing = self.trace.active
-            t0 = time.monotonic_ns() if tracing else 0
+            if tracing:
+                view, t0 = space.current_map, _now()
             out = self._run(request, space, attrs, op)
             waited = type(out) is not RwResponse
             if waited:
@@ -317,8 +320,9 @@ class BusService(bus_pb2_grpc.BusServicer):
                 now = _now()
                 self.publish(
                     [
-                        (
+                        Access(
                             space,
+                            view,
                             request.addr,
                             len(request.write) if write else request.read,
                             write,
@@ -391,7 +395,11 @@ class BusService(bus_pb2_grpc.BusServicer):
     ) -> AsyncIterator[pb.TraceBatch]:
         defaults = self.trace_defaults
         try:
-            f = _trace_filter(request)
+            spaces = tuple(
+                self._space_ids[id(self._space(key, f"address_spaces[{i}]"))]
+                for i, key in enumerate(request.address_spaces)
+            )
+            f = _trace_filter(request, spaces)
             max_data = request.max_data_bytes or defaults.max_data_bytes
             if max_data > defaults.max_data_limit:
                 raise limit(
@@ -576,7 +584,7 @@ class BusService(bus_pb2_grpc.BusServicer):
         )
 
 
-async def _settle(waiting: list[tuple[Any, Any, Any]], traced: list[Any] | None = None) -> None:
+async def _settle(waiting: list[tuple[Any, Any, Any]], traced: list[Access] | None = None) -> None:
     """Await pending accesses in order and fill in their results; empties ``waiting``."""
     for out, pending, entry in waiting:
         if entry[3]:  # data to write: a write
@@ -589,54 +597,45 @@ async def _settle(waiting: list[tuple[Any, Any, Any]], traced: list[Any] | None 
             if r[1]:
                 out.result = r[1]
         if traced is not None:
-            traced.append(_record(entry, out, entry[4]))
+            traced.append(_record(entry, entry[4], out, entry[5]))
     waiting.clear()
 
 
-def _record(entry: tuple[Any, ...], out: pb.RwResponse, t0: int) -> tuple[Any, ...]:
-    """A completed client access, as the tracer records it (see BusService.describe)."""
+def _record(entry: tuple[Any, ...], view: FlatView, out: pb.RwResponse, t0: int) -> Access:
+    """A completed client access, for the tracer; ``t0`` is when it started waiting for a
+    device, or 0 if it did not."""
     req, space, attrs, data = entry[:4]
     now = _now()
-    latency = now - t0 if t0 else 0
     if data:
-        return (
-            space,
-            req.addr,
-            len(data),
-            True,
-            data,
-            out.result,
-            "client",
-            attrs.requester_id,
-            latency,
-            now,
-        )
-    return (
+        size, shown = len(data), data
+    else:
+        size, shown = req.read, out.data
+    return Access(
         space,
+        view,
         req.addr,
-        req.read,
-        False,
-        out.data,
+        size,
+        bool(data),
+        shown,
         out.result,
         "client",
         attrs.requester_id,
-        latency,
+        now - t0 if t0 else 0,
         now,
     )
 
 
-def _bounds(access: tuple[Any, ...]) -> tuple[int, int]:
-    return access[1], access[1] + max(access[2], 1)
-
-
-def _trace_filter(request: pb.TraceRequest) -> TraceFilter:
+def _trace_filter(request: pb.TraceRequest, address_spaces: tuple[str, ...]) -> TraceFilter:
+    """The filter a Trace request asks for; ``address_spaces`` are its ids, resolved."""
     for i, r in enumerate(request.ranges):
         if r.size == 0:
             raise invalid(f"ranges[{i}].size: 0 (a range needs at least one byte)")
     try:
         return TraceFilter(
-            ranges=tuple((r.start, r.start + size_from_pb(r.size)) for r in request.ranges),
-            address_spaces=tuple(request.address_spaces),
+            ranges=tuple(
+                (r.start, TWO64 if r.size == MASK64 else r.start + r.size) for r in request.ranges
+            ),
+            address_spaces=address_spaces,
             regions=tuple(request.regions),
             direction={pb.READS: "read", pb.WRITES: "write"}.get(request.direction, "any"),
             kinds=tuple(request.kinds),

@@ -43,6 +43,7 @@ from ..errors import NotFoundError
 from ..irq import IrqRegistry, matches
 from ..machine import Machine, constraints
 from ..region import MemoryRegion, RegionKind
+from ..trace import Access
 from .convert import ENDIAN_FROM_PB, ENDIAN_TO_PB, attrs_from_pb, size_from_pb, size_to_pb
 from .status import RpcError, status_of
 from .streams import first_of
@@ -697,21 +698,25 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"DMA of {n} bytes exceeds --max-access-bytes",
                 )
-            t0 = time.monotonic_ns()
+            view, t0 = space.current_map, time.monotonic_ns()
+            waited = False
             if op == "write":
                 w = space.dispatch_write(req.addr, req.write, attrs)
-                reply.result = w if isinstance(w, int) else await w
+                if not isinstance(w, int):
+                    waited, w = True, await w
+                reply.result = w
             else:
                 r = space.dispatch_read(req.addr, req.read, attrs)
                 if type(r) is not ReadResult:
-                    r = await r  # type: ignore[misc]
+                    waited, r = True, await r  # type: ignore[misc]
                 reply.data, reply.result = r[0], r[1]  # type: ignore[index]
             if self.tracer is not None and self.tracer.trace.active:
                 now = time.monotonic_ns()
                 self.tracer.publish(
                     [
-                        (
+                        Access(
                             space,
+                            view,
                             req.addr,
                             n,
                             op == "write",
@@ -719,7 +724,7 @@ class DevicesService(devices_pb2_grpc.DevicesServicer):
                             reply.result,
                             session.name,
                             attrs.requester_id,
-                            now - t0,
+                            now - t0 if waited else 0,
                             now,
                         )
                     ]
@@ -980,14 +985,17 @@ class LocalHost:
             except NotFoundError as e:
                 log.warning("device DMA refused", device=self.name, reason=str(e))
                 return b"", MemTxResult.DECODE_ERROR
-            t0 = time.monotonic_ns()
+            view, t0 = space.current_map, time.monotonic_ns()
+            waited = False
             if data is not None:
                 w = space.dispatch_write(addr, data, attrs)
-                out = b"", MemTxResult(w if isinstance(w, int) else await w)
+                if not isinstance(w, int):
+                    waited, w = True, await w
+                out = b"", MemTxResult(w)
             else:
                 r = space.dispatch_read(addr, size or 0, attrs)
                 if type(r) is not ReadResult:
-                    r = await r  # type: ignore[misc]
+                    waited, r = True, await r  # type: ignore[misc]
                 out = r[0], r[1]  # type: ignore[assignment]
             tracer = self.service.tracer
             if tracer is not None and tracer.trace.active:
@@ -996,8 +1004,9 @@ class LocalHost:
                 shown = data if data is not None else out[0]
                 tracer.publish(
                     [
-                        (
+                        Access(
                             space,
+                            view,
                             addr,
                             n,
                             data is not None,
@@ -1005,7 +1014,7 @@ class LocalHost:
                             out[1],
                             self.name,
                             attrs.requester_id,
-                            now - t0,
+                            now - t0 if waited else 0,
                             now,
                         )
                     ]

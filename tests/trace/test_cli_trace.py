@@ -641,11 +641,6 @@ def test_interrupting_a_chrome_recording_leaves_a_valid_file(rig: Rig, spot: int
     assert got and got == [done_key(d) for d in done[: len(got)]]
 
 
-@pytest.mark.xfail(
-    reason="bug: on SIGINT `mmiobus trace` dies with a traceback (RuntimeError: aclose(): "
-    "asynchronous generator is already running, from Bus._iterate) and exit status 1",
-    strict=True,
-)
 def test_interrupting_trace_stops_it_cleanly(rig: Rig, spot: int, tmp_path):
     """Ctrl-C is how a live trace is stopped: the command ends with status 0 and no
     traceback."""
@@ -654,11 +649,6 @@ def test_interrupting_trace_stops_it_cleanly(rig: Rig, spot: int, tmp_path):
     assert status == 0, err
 
 
-@pytest.mark.xfail(
-    reason="bug: cmd_trace checks --duration only after an event arrived, so with no "
-    "matching access `mmiobus trace --duration S` never ends",
-    strict=True,
-)
 def test_duration_ends_the_trace_even_when_nothing_matches(rig: Rig, spot: int):
     """--duration SECONDS ends the command after that long even if no access matched."""
     args = ["--range", f"{spot:#x}+0x10", "--duration", "0.5"]
@@ -678,11 +668,6 @@ def test_duration_ends_the_trace_even_when_nothing_matches(rig: Rig, spot: int):
     assert proc.returncode == 0, err
 
 
-@pytest.mark.xfail(
-    reason="bug: an empty --range reaches trace_request()'s ValueError, which cmd_trace does "
-    "not catch: a Python traceback instead of a one-line error",
-    strict=True,
-)
 def test_an_empty_range_is_a_one_line_error(rig: Rig):
     """`mmiobus trace --range END:START` is refused with one line naming the range (exit 1 or
     2), as every command-line error is."""

@@ -411,11 +411,6 @@ def test_dma_is_traced_with_the_device_as_initiator(rig: Rig, spot: int, engine:
     }
 
 
-@pytest.mark.xfail(
-    reason="bug: DMA events report latency_ns > 0 for RAM, which waits for no device "
-    "(devices.py _run_dma / LocalHost.dma always set now - t0)",
-    strict=True,
-)
 def test_dma_into_ram_reports_no_device_latency(rig: Rig, spot: int):
     """latency_ns is only for accesses that waited for a device (bus.proto): a device's DMA
     into RAM waits for none, so it reports 0, like a client's RAM access."""
@@ -480,6 +475,11 @@ FILTERS: dict[str, tuple[Callable, Callable, Callable]] = {
         lambda m: {"address_spaces": [IO_SPACE]},
         lambda m, d: d.space == IO_SPACE,
         lambda m: wr(m.rig, m.io + 0x20, b"\x00", space=IO_SPACE),
+    ),
+    "default_address_space": (
+        lambda m: {"address_spaces": [""]},
+        lambda m, d: d.space == m.rig.first_space,
+        lambda m: wr(m.rig, m.spot + 0x800, b"\x00"),
     ),
     "regions": (
         lambda m: {"regions": ["scratch*", "rom?"]},
@@ -598,11 +598,6 @@ def test_sample_rate_keeps_that_fraction_evenly_spaced(rig: Rig, spot: int):
     assert {b - a for a, b in itertools.pairwise(kept)} == {round(1 / rate)}
 
 
-@pytest.mark.xfail(
-    reason="bug: a range of size 0xffffffffffffffff (2**64, 'to the end of the address space' "
-    "in bus.proto) starting above 0 is refused as out of range instead of reaching the end",
-    strict=True,
-)
 def test_a_range_of_size_all_ones_reaches_the_end_of_the_address_space(rig: Rig, spot: int):
     """AddressRange.size 0xffffffffffffffff means to the end of the address space (bus.proto):
     from ``spot`` up, everything matches; below it, nothing."""
@@ -642,6 +637,11 @@ REFUSED = {
         grpc.StatusCode.INVALID_ARGUMENT,
         ["kind", "flash"],
     ),
+    "unknown_address_space": (
+        pb.TraceRequest(address_spaces=["no-such-space"]),
+        grpc.StatusCode.NOT_FOUND,
+        ["address_spaces[0]", "no-such-space"],
+    ),
     "max_data_above_limit": (
         pb.TraceRequest(max_data_bytes=MAX_DATA_LIMIT + 1),
         grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -663,12 +663,6 @@ def test_invalid_filter_is_refused_naming_the_problem(rig: Rig, name: str):
     assert joined(rig.server) == before
 
 
-@pytest.mark.xfail(
-    reason="bug: trace_request() turns sample_rate > 1 into 0 (= keep all) instead of "
-    "refusing it, so Bus.trace(sample_rate=1.5) and `mmiobus trace --sample 1.5` trace "
-    "everything",
-    strict=True,
-)
 def test_client_refuses_a_sample_rate_above_one(rig: Rig, spot: int):
     """Bus.trace(sample_rate=1.5) fails (locally or with the server's INVALID_ARGUMENT)
     instead of tracing at some other rate."""
@@ -759,11 +753,6 @@ def test_a_subscriber_that_stops_reading_does_not_block_the_bus(rig: Rig, spot: 
     assert seen + lost == matched
 
 
-@pytest.mark.xfail(
-    reason="bug: Subscriber.take() puts the gap before the events already queued, which "
-    "came before the lost ones: the gap is reported at the wrong place in the stream",
-    strict=True,
-)
 def test_a_gap_event_sits_where_the_events_were_lost(rig: Rig, spot: int):
     """Each gap event sits where events went missing: the seq numbers of the events either
     side of it (every access here matches the filter, so seqs are consecutive) skip exactly
@@ -938,12 +927,6 @@ async def test_async_bus_trace_yields_the_filtered_events(rig: Rig, spot: int):
 # -- where an access went, when the topology changes while it runs -----------------------------
 
 
-@pytest.mark.xfail(
-    reason="bug: BusService.describe() looks the region up when the batch is published, "
-    "after every access of it ran, so a topology change during a batch relabels accesses "
-    "that went to the old region",
-    strict=True,
-)
 def test_event_names_the_region_that_served_the_access_even_if_remapped_later(rig: Rig, spot: int):
     """An access is attributed to the region that served it, even when the address is
     remapped before the rest of its batch (here a long DMA copy) completes."""
