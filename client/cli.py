@@ -370,6 +370,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         "results": "fault" if args.faults else "ok" if args.ok else "any",
         "sample_rate": args.sample,
         "max_data_bytes": args.max_data,
+        "queue_capacity": args.queue,
     }
     try:
         trace_request(**filters)  # refuse a bad filter before connecting
@@ -732,6 +733,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="bytes of data kept per access (server default 64)",
+    )
+    p.add_argument(
+        "--queue",
+        type=int,
+        default=0,
+        metavar="N",
+        help="events the server queues for this subscriber before it loses them "
+        "(server default: serve --trace-queue)",
     )
     p.add_argument(
         "--format",

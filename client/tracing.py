@@ -37,6 +37,9 @@ def trace_request(
         raise ValueError(f"results {results!r} is not any, ok or fault")
     if not 0 < sample_rate <= 1:
         raise ValueError(f"sample_rate {sample_rate} is not in (0, 1]")
+    for name, value in (("max_data_bytes", max_data_bytes), ("queue_capacity", queue_capacity)):
+        if not 0 <= value < 1 << 32:
+            raise ValueError(f"{name} {value} is not in 0..2**32-1 (0: the server's default)")
     req = pb.TraceRequest(
         address_spaces=list(address_spaces),
         regions=list(regions),

@@ -13,9 +13,9 @@ from __future__ import annotations
 import collections
 import fnmatch
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .access import MemTxResult
 
@@ -222,7 +222,13 @@ class Subscriber:
         return out
 
 
-Describe = Callable[[Access, int], Event]  # (an access, its seq) -> Event
+Describe = Callable[[Any, int], Event]  # (a record, its seq) -> Event
+Span = Callable[[Sequence[Any]], tuple[int, int]]  # records -> (lowest addr, end of highest)
+
+
+def access_span(accesses: Sequence[Access]) -> tuple[int, int]:
+    """The addresses a group of ``Access`` records touches, as one half-open span."""
+    return min(a.addr for a in accesses), max(a.addr + max(a.size, 1) for a in accesses)
 
 
 class TraceHub:
@@ -230,9 +236,11 @@ class TraceHub:
     recording anything.
 
     Accesses are offered in groups (``offer``): the caller records each one cheaply (an
-    ``Access``), and ``describe`` turns one into an ``Event`` — looking up its region — only when
-    some subscriber may want it. A subscriber that wants everything but has no room counts the
-    whole group as lost at once; one whose address ranges the group does not touch skips it.
+    ``Access``, or whatever is cheapest for it to keep), and ``describe`` turns a record into an
+    ``Event`` — looking up its region — only when some subscriber may want it. A subscriber
+    that wants everything takes what fits in its queue and counts the rest as lost at once; one
+    whose address ranges the group does not touch skips it. When no subscriber can take any of a
+    group (``skip``), the caller need not even record it.
     """
 
     def __init__(self) -> None:
@@ -244,16 +252,48 @@ class TraceHub:
         span = (min(s for s, _ in f.ranges), max(e for _, e in f.ranges)) if f.ranges else None
         sub = Subscriber(compile_filter(f), max(1, capacity), span)
         self.subscribers.append(sub)
-        self.active = True
+        self._changed()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         if sub in self.subscribers:
             self.subscribers.remove(sub)
+        self._changed()
+
+    def _changed(self) -> None:
         self.active = bool(self.subscribers)
 
-    def offer(self, accesses: list[Access], describe: Describe) -> None:
-        """Offer completed accesses (in order) to every subscriber."""
+    def skip(self, n: int, span_of: Callable[[], tuple[int, int]]) -> bool:
+        """Before a group of ``n`` accesses runs: whether no subscriber can take any of them,
+        each either naming address ranges away from all of them (``span_of()``: the addresses
+        they touch) or wanting everything with no room left. Then the group is accounted for
+        here — lost to the subscribers that wanted it — and need not be recorded at all."""
+        span: tuple[int, int] | None = None
+        full = []
+        for sub in self.subscribers:
+            if sub.accept is None:
+                if len(sub.queue) < sub.capacity:
+                    return False
+                full.append(sub)
+            elif sub.span is not None:
+                if span is None:
+                    span = span_of()
+                if not (span[1] <= sub.span[0] or sub.span[1] <= span[0]):
+                    return False
+            else:
+                return False
+        if full:  # numbered, as they would have been if offered
+            self.seq += n
+            for sub in full:
+                sub.lost += n
+                sub.lost_total += n
+        return True
+
+    def offer(
+        self, accesses: Sequence[Any], describe: Describe, span_of: Span = access_span
+    ) -> None:
+        """Offer completed accesses (in order) to every subscriber; ``span_of`` gives the
+        addresses a group of records touches."""
         n = len(accesses)
         if not n:
             return
@@ -262,26 +302,28 @@ class TraceHub:
         events: list[Event | None] = [None] * n
         span: tuple[int, int] | None = None
         for sub in self.subscribers:
-            if sub.accept is None:
-                room = sub.capacity - len(sub.queue)
-                if room <= 0:
-                    sub.lost += n
-                    sub.lost_total += n
-                    continue
-            elif sub.span is not None:
+            accept = sub.accept
+            if accept is None:  # wants every event: as many as fit, the rest are lost
+                room = min(n, sub.capacity - len(sub.queue))
+                for i in range(room):
+                    event = events[i]
+                    if event is None:
+                        event = events[i] = describe(accesses[i], base + i + 1)
+                    sub._put(event)
+                if room < n:
+                    sub.lost += n - max(room, 0)
+                    sub.lost_total += n - max(room, 0)
+                continue
+            if sub.span is not None:
                 if span is None:
-                    span = (
-                        min(a.addr for a in accesses),
-                        max(a.addr + max(a.size, 1) for a in accesses),
-                    )
+                    span = span_of(accesses)
                 if span[1] <= sub.span[0] or sub.span[1] <= span[0]:
                     continue
-            accept = sub.accept
             for i in range(n):
                 event = events[i]
                 if event is None:
                     event = events[i] = describe(accesses[i], base + i + 1)
-                if accept is None or accept(event):
+                if accept(event):
                     sub._put(event)
 
 

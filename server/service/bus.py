@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Sequence
 from typing import Any
 
 import grpc
@@ -63,11 +63,13 @@ class TraceDefaults:
         self.batch = 512
         # A stream message costs far more than an event: after the first event of a batch,
         # wait this long for more to join it (unless the batch fills first).
-        self.flush_seconds = 0.02
+        self.flush_seconds = 0.05
 
 
 # Unbound: on upb messages, looking up a bound method costs more than calling it.
 _has_field = pb.RwRequest.HasField
+# Builds a NamedTuple without calling its Python-level __new__ (trace events are many).
+_new_tuple = tuple.__new__
 _which_oneof = pb.RwRequest.WhichOneof
 
 
@@ -83,6 +85,8 @@ class BusService(bus_pb2_grpc.BusServicer):
         # None; set by the server when the Devices service is present.
         self.pipeline_key: Any = _no_pipeline
         self.trace = TraceHub()
+        # region -> (its id, its kind) for trace events: looked up once, not per event
+        self._region_names: dict[Any, tuple[str, str]] = {}
         self.trace_defaults = TraceDefaults()
         # Shutdown: long-lived streams end when `stopping` is set; accesses in flight are
         # counted so the server can wait for them before letting devices go.
@@ -106,36 +110,89 @@ class BusService(bus_pb2_grpc.BusServicer):
     def describe(self, access: Access, seq: int) -> Event:
         """A trace Event for a recorded access, naming the region that served it."""
         space, view, addr, size, is_write, data, result, initiator, rid, latency, ts = access
+        return self._event(
+            seq, ts, space, view, addr, size, is_write, data, result, initiator, rid, latency
+        )
+
+    def _event(
+        self,
+        seq: int,
+        ts: int,
+        space: AddressSpace,
+        view: FlatView,
+        addr: int,
+        size: int,
+        is_write: bool,
+        data: bytes,
+        result: int,
+        initiator: str,
+        rid: int,
+        latency: int,
+    ) -> Event:
         fr = view.lookup(addr)
         if fr is None:
             region, offset, kind = "", addr, "unassigned"
         else:
             mr = fr.mr
-            region = self.machine.region_ids.get(mr, mr.name)
+            named = self._region_names.get(mr)
+            if named is None:
+                if len(self._region_names) > 4096:  # regions come and go: do not hoard them
+                    self._region_names.clear()
+                named = self._region_names[mr] = (
+                    self.machine.region_ids.get(mr, mr.name),
+                    _KINDS.get(mr.kind, "mmio"),
+                )
+            region, kind = named
             offset = fr.offset + (addr - fr.start)
-            kind = _KINDS.get(mr.kind, "mmio")
             if kind == "ram" and mr.readonly:
                 kind = "rom"
-        return Event(
-            seq,
-            ts,
-            self._space_ids.get(id(space), space.name),
-            addr,
-            size,
-            is_write,
-            data,
-            int(result),
-            region,
-            offset,
-            kind,
-            initiator,
-            rid,
-            latency,
+        return _new_tuple(
+            Event,
+            (
+                seq,
+                ts,
+                self._space_ids.get(id(space), space.name),
+                addr,
+                size,
+                is_write,
+                data,
+                int(result),
+                region,
+                offset,
+                kind,
+                initiator,
+                rid,
+                latency,
+            ),
         )
 
     def publish(self, accesses: list[Access]) -> None:
         """Offer recorded accesses to the trace subscribers (call only if trace.active)."""
         self.trace.offer(accesses, self.describe)
+
+    def _describe_planned(self, record: Planned, seq: int) -> Event:
+        entry, view, out, t0, now = record
+        req, space, attrs, data = entry[:4]
+        if data:
+            return self._event(
+                seq, now, space, view, req.addr, len(data), True, data, out.result,
+                "client", attrs.requester_id, now - t0 if t0 else 0,
+            )  # fmt: skip
+        return self._event(
+            seq, now, space, view, req.addr, req.read, False, out.data, out.result,
+            "client", attrs.requester_id, now - t0 if t0 else 0,
+        )  # fmt: skip
+
+    def _plan_span(self, plan: list[tuple[Any, AddressSpace, Any, bytes]]) -> tuple[int, int]:
+        """Addresses that cover ``plan``'s accesses (generously at the top end)."""
+        addrs = [entry[0].addr for entry in plan] or [0]
+        return min(addrs), max(addrs) + self.limits.max_access_bytes
+
+    def _planned_span(self, records: Sequence[Planned]) -> tuple[int, int]:
+        """Addresses that cover a group of planned accesses (generously at the top end: the
+        span only lets a subscriber skip groups far from its ranges)."""
+        addrs = [r[0][0].addr for r in records]
+        return min(addrs), max(addrs) + self.limits.max_access_bytes
 
     # -- accesses -----------------------------------------------------------------------------
 
@@ -247,7 +304,9 @@ class BusService(bus_pb2_grpc.BusServicer):
         waiting: list[tuple[Any, Any, Any]] = []  # (result message, awaitable, plan entry)
         device: object = None
         pipeline_key = self.pipeline_key
-        traced: list[Access] | None = [] if self.trace.active else None
+        traced: list[Planned] | None = None
+        if self.trace.active and not self.trace.skip(len(plan), lambda: self._plan_span(plan)):
+            traced = []
         view = None
         for entry in plan:
             req, space, attrs, data = entry
@@ -266,7 +325,7 @@ class BusService(bus_pb2_grpc.BusServicer):
                     if w:
                         out.result = w
                     if traced is not None:
-                        traced.append(_record(entry, view, out, 0))
+                        traced.append((entry, view, out, 0, _now()))
                     continue
                 pending: Any = w
             else:
@@ -276,7 +335,7 @@ class BusService(bus_pb2_grpc.BusServicer):
                     if r[1]:
                         out.result = r[1]
                     if traced is not None:
-                        traced.append(_record(entry, view, out, 0))
+                        traced.append((entry, view, out, 0, _now()))
                     continue
                 pending = r
             if not waiting:
@@ -287,7 +346,7 @@ class BusService(bus_pb2_grpc.BusServicer):
         if waiting:
             await _settle(waiting, traced)
         if traced:
-            self.publish(traced)
+            self.trace.offer(traced, self._describe_planned, self._planned_span)
 
     def stop_streams(self) -> None:
         """Shutdown: end trace and topology streams, and RwStreams waiting for their client."""
@@ -415,7 +474,12 @@ class BusService(bus_pb2_grpc.BusServicer):
         sub.wake = wake.set
         # Read the peer now: asking a cancelled call for it crashes grpc (a segfault).
         peer = context.peer()
-        log.info("trace subscriber joined", peer=peer, subscribers=len(self.trace.subscribers))
+        log.info(
+            "trace subscriber joined",
+            peer=peer,
+            subscribers=len(self.trace.subscribers),
+            queue=capacity,
+        )
         try:
             while not self.stopping.is_set():
                 wake.clear()
@@ -425,7 +489,7 @@ class BusService(bus_pb2_grpc.BusServicer):
                 if len(sub.queue) < defaults.batch:
                     await asyncio.sleep(defaults.flush_seconds)  # let a batch gather
                 items = sub.take(defaults.batch)
-                yield pb.TraceBatch(events=[_trace_event(i, max_data) for i in items])
+                yield _trace_batch(items, max_data)
         finally:
             self.trace.unsubscribe(sub)
             log.info("trace subscriber left", peer=peer, lost=sub.lost_total)
@@ -584,7 +648,7 @@ class BusService(bus_pb2_grpc.BusServicer):
         )
 
 
-async def _settle(waiting: list[tuple[Any, Any, Any]], traced: list[Access] | None = None) -> None:
+async def _settle(waiting: list[tuple[Any, Any, Any]], traced: list[Planned] | None = None) -> None:
     """Await pending accesses in order and fill in their results; empties ``waiting``."""
     for out, pending, entry in waiting:
         if entry[3]:  # data to write: a write
@@ -597,32 +661,15 @@ async def _settle(waiting: list[tuple[Any, Any, Any]], traced: list[Access] | No
             if r[1]:
                 out.result = r[1]
         if traced is not None:
-            traced.append(_record(entry, entry[4], out, entry[5]))
+            traced.append((entry, entry[4], out, entry[5], _now()))
     waiting.clear()
 
 
-def _record(entry: tuple[Any, ...], view: FlatView, out: pb.RwResponse, t0: int) -> Access:
-    """A completed client access, for the tracer; ``t0`` is when it started waiting for a
-    device, or 0 if it did not."""
-    req, space, attrs, data = entry[:4]
-    now = _now()
-    if data:
-        size, shown = len(data), data
-    else:
-        size, shown = req.read, out.data
-    return Access(
-        space,
-        view,
-        req.addr,
-        size,
-        bool(data),
-        shown,
-        out.result,
-        "client",
-        attrs.requester_id,
-        now - t0 if t0 else 0,
-        now,
-    )
+# A client access of a batch or stream as recorded while tracing, as cheaply as can be:
+# (plan entry, the flat view it was issued against, its result message, when it started
+# waiting for a device or 0, when it completed). It becomes an Event only for a subscriber
+# that may want it.
+Planned = tuple[tuple[Any, ...], FlatView, pb.RwResponse, int, int]
 
 
 def _trace_filter(request: pb.TraceRequest, address_spaces: tuple[str, ...]) -> TraceFilter:
@@ -647,27 +694,40 @@ def _trace_filter(request: pb.TraceRequest, address_spaces: tuple[str, ...]) -> 
         raise invalid(str(e)) from None
 
 
-def _trace_event(item: Event | Gap, max_data: int) -> pb.TraceEvent:
-    if type(item) is Gap:
-        return pb.TraceEvent(lost=item.lost)
-    e: Event = item  # type: ignore[assignment]
-    return pb.TraceEvent(
-        seq=e.seq,
-        timestamp_ns=e.timestamp_ns,
-        address_space=e.address_space,
-        addr=e.addr,
-        size=e.size,
-        write=e.is_write,
-        data=e.data[:max_data],
-        data_truncated=len(e.data) > max_data,
-        result=e.result,
-        region=e.region,
-        offset=e.offset,
-        kind=e.kind,
-        initiator=e.initiator,
-        requester_id=e.requester_id,
-        latency_ns=e.latency_ns,
-    )
+def _trace_batch(items: list[Event | Gap], max_data: int) -> pb.TraceBatch:
+    """One stream message of trace events. Each event is built in place (``add``: building it
+    apart and then adding it would copy it), with only the fields that differ from their
+    defaults (each keyword costs about as much as a field)."""
+    batch = pb.TraceBatch()
+    add = batch.events.add
+    for item in items:
+        if type(item) is Gap:
+            add(lost=item.lost)
+            continue
+        seq, ts, space, addr, size, write, data, result, region, offset, kind, who, rid, lat = item
+        e = add(
+            seq=seq,
+            timestamp_ns=ts,
+            address_space=space,
+            addr=addr,
+            size=size,
+            data=data[:max_data],
+            region=region,
+            offset=offset,
+            kind=kind,
+            initiator=who,
+        )
+        if write:
+            e.write = True
+        if len(data) > max_data:
+            e.data_truncated = True
+        if result:
+            e.result = result
+        if rid:
+            e.requester_id = rid
+        if lat:
+            e.latency_ns = lat
+    return batch
 
 
 class _TopologyWatch(MemoryListener):

@@ -45,6 +45,7 @@ from trace_helpers import (
     Subscription,
     at,
     joined,
+    log_events,
     machine_yaml,
     mmio,
     mmiobus_cmd,
@@ -666,6 +667,27 @@ def test_duration_ends_the_trace_even_when_nothing_matches(rig: Rig, spot: int):
         proc.communicate()
         raise AssertionError("`mmiobus trace --duration 0.5` was still running") from None
     assert proc.returncode == 0, err
+
+
+def test_queue_sets_how_many_events_the_server_holds_for_the_command(rig: Rig, spot: int):
+    """--queue N asks the server to queue up to N events for this subscriber (its log says so)
+    instead of its --trace-queue default; the command traces as usual."""
+    args = ["--range", f"{spot:#x}+0x10", "--queue", "16", "--format", "jsonl", "--count", "1"]
+    cmd = TraceCommand(rig, *args)
+    record = log_events(rig.server, "trace subscriber joined")[-1]
+    done = wr(rig, spot, b"\x01")
+    out, err = cmd.finish()
+    assert record["queue"] == 16
+    assert cmd.proc.returncode == 0, err
+    assert [record_key(r) for r in jsonl_records(out)] == [done_key(done)]
+
+
+@pytest.mark.parametrize("option", ["--queue", "--max-data"])
+def test_a_negative_count_option_is_a_one_line_error(rig: Rig, option: str):
+    out = mmiobus("trace", "--server", rig.server.tcp, option, "-1", "--count", "1")
+    assert out.returncode in (1, 2)
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "-1" in out.stderr, out.stderr
 
 
 def test_an_empty_range_is_a_one_line_error(rig: Rig):

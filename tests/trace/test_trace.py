@@ -376,6 +376,41 @@ def test_accesses_of_every_rpc_are_traced(rig: Rig, spot: int, path: str):
     assert any(e.result for e in events)  # the hole's fault is traced too
 
 
+def _run_plan(rig: Rig, plan: list, path: str) -> list:
+    """Run ``plan`` as one RwBatch or on one RwStream; the outcomes, in order."""
+    if path == "batch":
+        return rig.bus.batch(plan, check=False)
+    with rig.bus.stream() as s:
+        futures = [
+            s.write(a.addr, a.data, check=False)
+            if isinstance(a, Write)
+            else s.read(a.addr, a.size, check=False)
+            for a in plan
+        ]
+        return [f.result(TIMEOUT) for f in futures]
+
+
+@pytest.mark.parametrize("path", ["batch", "stream"])
+def test_a_range_filter_keeps_the_accesses_of_a_batch_that_touch_it(rig: Rig, spot: int, path: str):
+    """Of batches and stream messages, a subscriber whose only range is a small window gets
+    exactly the accesses that touch it: one among many far from it, one that starts below it
+    and runs into it, and nothing of a batch that lies wholly elsewhere."""
+    window = (spot + 0x100, spot + 0x110)
+    far = [Write(spot + 0x800 + i, b"\x01") for i in range(64)]
+    plan = [*far[:32], Write(spot + 0x104, b"\xaa"), Read(spot + 0xFE, 4), *far[32:]]
+    with Subscription(rig.server, trace_request(ranges=[window])) as sub:
+        _run_plan(rig, far, path)
+        outcomes = _run_plan(rig, plan, path)
+        marker = wr(rig, spot + 0x10F, b"\x00")
+        events = sub.until(lambda e: summary(e) == marker.key())
+    space = rig.first_space
+    written, read = outcomes[32], outcomes[33]
+    assert [summary(e) for e in events] == [
+        (space, spot + 0x104, 1, True, b"\xaa", int(written)),
+        (space, spot + 0xFE, 4, False, read.data, int(read.result)),
+    ]
+
+
 # -- DMA -----------------------------------------------------------------------------------------
 
 
