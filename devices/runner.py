@@ -98,7 +98,7 @@ class RemoteHost:
         self.call = call
         self.outbox: asyncio.Queue[pb.DeviceMessage] = asyncio.Queue()
         self.queue: collections.deque[Any] = collections.deque()
-        self.work = asyncio.Event()
+        self.resetting = False  # a reset is under way: requests after it wait in the queue
         self.handles: dict[int, RegionInfo] = {}
         self.waiting: dict[tuple[str, int], asyncio.Future[Any]] = {}
         self.ids = itertools.count(1)
@@ -183,7 +183,7 @@ class RemoteHost:
             kind = message.WhichOneof("msg")
             if kind == "accesses":
                 self.queue.extend(message.accesses.accesses)
-                self.work.set()
+                self.pump()
             elif kind == "dma":
                 fut = self.waiting.pop(("dma", message.dma.id), None)
                 if fut is not None and not fut.done():
@@ -194,40 +194,47 @@ class RemoteHost:
                     fut.set_result(message.region)
             elif kind == "reset":
                 self.queue.append(message.reset)
-                self.work.set()
+                self.pump()
 
-    async def worker(self) -> None:
-        """Start serving queued requests in the order they came. A handler that suspends (an
-        async handler awaiting DMA, say) does not hold up the next request, exactly as when the
-        device runs in the server. Answers that are ready together go back as one message."""
+    def pump(self) -> None:
+        """Start serving the queued requests in the order they came, as soon as they arrive. A
+        handler that suspends (an async handler awaiting DMA, say) does not hold up the next
+        request, exactly as when the device runs in the server. Answers that are ready together
+        go back as one message. A reset waits for the requests before it to finish, and the
+        requests after it wait for the reset."""
+        if self.resetting:
+            return
         device = self.runner.device
         loop = asyncio.get_running_loop()
-        while True:
-            if not self.queue:
-                self.work.clear()
-                await self.work.wait()
-                continue
-            while self.queue:
-                item = self.queue.popleft()
-                if isinstance(item, pb.ResetRequest):
-                    # A reset comes after the requests before it: let them finish first.
-                    if self.running:
-                        await asyncio.gather(*self.running, return_exceptions=True)
-                    self.flush()
-                    try:
-                        await device._reset()
-                    except Exception:
-                        log.exception("device reset failed", device=self.name)
-                    self.outbox.put_nowait(pb.DeviceMessage(reset_done=pb.ResetDone(id=item.id)))
-                    continue
-                out = self._start(device, item)
-                if isinstance(out, pb.AccessReply):
-                    self.ready.append(out)
-                elif out is not None:
-                    task = loop.create_task(out)
-                    self.running.add(task)
-                    task.add_done_callback(self._finished)
+        while self.queue:
+            item = self.queue.popleft()
+            if isinstance(item, pb.ResetRequest):
+                self.resetting = True
+                self.flush()
+                self.spawn(self._reset(item.id))
+                return
+            out = self._start(device, item)
+            if isinstance(out, pb.AccessReply):
+                self.ready.append(out)
+            elif out is not None:
+                task = loop.create_task(out)
+                self.running.add(task)
+                task.add_done_callback(self._finished)
+        self.flush()
+
+    async def _reset(self, reset_id: int) -> None:
+        try:
+            if self.running:
+                await asyncio.gather(*self.running, return_exceptions=True)
             self.flush()
+            try:
+                await self.runner.device._reset()
+            except Exception:
+                log.exception("device reset failed", device=self.name)
+            self.outbox.put_nowait(pb.DeviceMessage(reset_done=pb.ResetDone(id=reset_id)))
+        finally:
+            self.resetting = False
+        self.pump()
 
     def _finished(self, task: asyncio.Task[pb.AccessReply | None]) -> None:
         self.running.discard(task)
@@ -381,10 +388,7 @@ class DeviceRunner:
                 if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
                     raise _Status(code, details)
                 raise Refused(code, details)
-            tasks = [
-                asyncio.create_task(host.writer(), name=f"{self.name}-writer"),
-                asyncio.create_task(host.worker(), name=f"{self.name}-worker"),
-            ]
+            tasks = [asyncio.create_task(host.writer(), name=f"{self.name}-writer")]
             reader = asyncio.create_task(host.reader(), name=f"{self.name}-reader")
             attached = False
             try:

@@ -189,10 +189,7 @@ class BusService(bus_pb2_grpc.BusServicer):
         return min(addrs), max(addrs) + self.limits.max_access_bytes
 
     def _planned_span(self, records: Sequence[Planned]) -> tuple[int, int]:
-        """Addresses that cover a group of planned accesses (generously at the top end: the
-        span only lets a subscriber skip groups far from its ranges)."""
-        addrs = [r[0][0].addr for r in records]
-        return min(addrs), max(addrs) + self.limits.max_access_bytes
+        return self._plan_span([r[0] for r in records])
 
     # -- accesses -----------------------------------------------------------------------------
 
