@@ -252,15 +252,12 @@ class TraceHub:
         span = (min(s for s, _ in f.ranges), max(e for _, e in f.ranges)) if f.ranges else None
         sub = Subscriber(compile_filter(f), max(1, capacity), span)
         self.subscribers.append(sub)
-        self._changed()
+        self.active = True
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         if sub in self.subscribers:
             self.subscribers.remove(sub)
-        self._changed()
-
-    def _changed(self) -> None:
         self.active = bool(self.subscribers)
 
     def skip(self, n: int, span_of: Callable[[], tuple[int, int]]) -> bool:
@@ -304,15 +301,15 @@ class TraceHub:
         for sub in self.subscribers:
             accept = sub.accept
             if accept is None:  # wants every event: as many as fit, the rest are lost
-                room = min(n, sub.capacity - len(sub.queue))
+                room = max(0, min(n, sub.capacity - len(sub.queue)))
                 for i in range(room):
                     event = events[i]
                     if event is None:
                         event = events[i] = describe(accesses[i], base + i + 1)
                     sub._put(event)
                 if room < n:
-                    sub.lost += n - max(room, 0)
-                    sub.lost_total += n - max(room, 0)
+                    sub.lost += n - room
+                    sub.lost_total += n - room
                 continue
             if sub.span is not None:
                 if span is None:
