@@ -83,7 +83,7 @@ def render_time(regions: int) -> float:
         assert len(view.ranges) == regions
         return elapsed
 
-    return best_of(3, once)
+    return best_of(5, once)
 
 
 def main() -> list[str]:
@@ -110,7 +110,7 @@ def main() -> list[str]:
         f"{spread:,.0f}/s (bound by cache and TLB misses, not by the lookup)"
     )
     lines.append("")
-    lines.append("memory model: render + simplify of non-overlapping regions (best of 3)")
+    lines.append("memory model: render + simplify of non-overlapping regions (best of 5)")
     lines.append(f"  {'regions':<22}{'ms':>12}")
     times = {n: render_time(n) for n in (1_000, 10_000, 100_000)}
     for n, t in times.items():
