@@ -97,6 +97,7 @@ class RemoteHost:
         self.name = runner.name
         self.call = call
         self.outbox: asyncio.Queue[pb.DeviceMessage] = asyncio.Queue()
+        self.write_lock = asyncio.Lock()  # one write at a time: the writer's, or the reader's
         self.queue: collections.deque[Any] = collections.deque()
         self.resetting = False  # a reset is under way: requests after it wait in the queue
         self.handles: dict[int, RegionInfo] = {}
@@ -174,7 +175,8 @@ class RemoteHost:
     async def writer(self) -> None:
         while True:
             message = await self.outbox.get()
-            await self.call.write(message)
+            async with self.write_lock:
+                await self.call.write(message)
 
     async def reader(self) -> None:
         # read() rather than `async for`: the welcome was read with read(), and grpc does not
@@ -183,7 +185,10 @@ class RemoteHost:
             kind = message.WhichOneof("msg")
             if kind == "accesses":
                 self.queue.extend(message.accesses.accesses)
-                self.pump()
+                answers = self.pump(direct=True)
+                if answers is not None:  # nothing else to send first: no need for the writer
+                    async with self.write_lock:
+                        await self.call.write(answers)
             elif kind == "dma":
                 fut = self.waiting.pop(("dma", message.dma.id), None)
                 if fut is not None and not fut.done():
@@ -196,14 +201,15 @@ class RemoteHost:
                 self.queue.append(message.reset)
                 self.pump()
 
-    def pump(self) -> None:
+    def pump(self, direct: bool = False) -> pb.DeviceMessage | None:
         """Start serving the queued requests in the order they came, as soon as they arrive. A
         handler that suspends (an async handler awaiting DMA, say) does not hold up the next
         request, exactly as when the device runs in the server. Answers that are ready together
         go back as one message. A reset waits for the requests before it to finish, and the
-        requests after it wait for the reset."""
+        requests after it wait for the reset. With ``direct``, the answers are returned for the
+        caller to send if nothing is waiting to be sent before them."""
         if self.resetting:
-            return
+            return None
         device = self.runner.device
         loop = asyncio.get_running_loop()
         while self.queue:
@@ -212,7 +218,7 @@ class RemoteHost:
                 self.resetting = True
                 self.flush()
                 self.spawn(self._reset(item.id))
-                return
+                return None
             out = self._start(device, item)
             if isinstance(out, pb.AccessReply):
                 self.ready.append(out)
@@ -220,7 +226,7 @@ class RemoteHost:
                 task = loop.create_task(out)
                 self.running.add(task)
                 task.add_done_callback(self._finished)
-        self.flush()
+        return self.flush(direct)
 
     async def _reset(self, reset_id: int) -> None:
         try:
@@ -247,12 +253,18 @@ class RemoteHost:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_soon(self.flush)
 
-    def flush(self) -> None:
-        """Send the answers that are ready, in one message."""
+    def flush(self, direct: bool = False) -> pb.DeviceMessage | None:
+        """Send the answers that are ready, in one message (with ``direct``, return it instead
+        when nothing is queued or being written before it)."""
         self._flush_scheduled = False
-        if self.ready:
-            replies, self.ready = self.ready, []
-            self.outbox.put_nowait(pb.DeviceMessage(replies=pb.AccessReplies(replies=replies)))
+        if not self.ready:
+            return None
+        replies, self.ready = self.ready, []
+        message = pb.DeviceMessage(replies=pb.AccessReplies(replies=replies))
+        if direct and self.outbox.empty() and not self.write_lock.locked():
+            return message
+        self.outbox.put_nowait(message)
+        return None
 
     def _start(self, device: Device, access: pb.Access) -> Any:
         """An access's answer (None if posted), or a coroutine that will give it."""
