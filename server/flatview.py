@@ -101,13 +101,18 @@ NO_RANGE = _NoRange()
 
 class FlatView:
     """The sorted, non-overlapping ranges of one rendered tree; ``root`` is where rendering
-    started (QEMU's flat-view root, possibly below the address space's root), or ``None``."""
+    started (QEMU's flat-view root, possibly below the address space's root), or ``None``.
+    ``truncated``: rendering ran out of its budget for aliases (``MAX_ALIAS_WORK``), so what
+    shows only through deeply nested looping aliases may be missing."""
 
-    __slots__ = ("mru", "ranges", "root", "starts")
+    __slots__ = ("mru", "ranges", "root", "starts", "truncated")
 
-    def __init__(self, root: MemoryRegion | None, ranges: list[FlatRange]) -> None:
+    def __init__(
+        self, root: MemoryRegion | None, ranges: list[FlatRange], truncated: bool = False
+    ) -> None:
         self.root = root
         self.ranges = ranges
+        self.truncated = truncated
         # Fresh int objects allocated one after another: a binary search over a large view then
         # touches memory that is close together instead of ints scattered over the heap.
         self.starts = array("Q", [fr.start for fr in ranges]).tolist()
@@ -183,6 +188,16 @@ the clip shrinks until nothing is left. A loop that does not shift would recurse
 overflows its stack); we stop it where an alias is re-entered at the same place, and cap
 shifting loops at this depth."""
 
+MAX_ALIAS_WORK = 1 << 18
+"""How many regions one render may visit by way of aliases. Aliases that loop through each
+other multiply the render paths (each may nest ``MAX_ALIAS_NESTING`` deep), which would take
+practically forever — and stall the whole bus; real machines need far fewer (the q800's 255-fold
+I/O mirror takes about 70,000, the next of 63 real machines 1,300). Past it the render follows
+no more aliases, and the view says it is ``truncated``."""
+
+# What _collect says of a render.
+COMPLETE, LOOP_CUT, TRUNCATED = 0, 1, 2
+
 
 class _Emit(tuple):  # type: ignore[type-arg]
     """A paint item waiting on the render stack until its region's subregions are done."""
@@ -190,10 +205,12 @@ class _Emit(tuple):  # type: ignore[type-arg]
     __slots__ = ()
 
 
-def _collect(root: MemoryRegion, out: list[_Item]) -> bool:
+def _collect(root: MemoryRegion, out: list[_Item]) -> int:
     """Walk the tree in QEMU's render order, appending one paint item per terminating region
-    that shows through its clip. Returns False if an alias loop had to be cut short."""
-    complete = True
+    that shows through its clip. Returns COMPLETE, LOOP_CUT (an alias loop had to be cut short)
+    or TRUNCATED (the alias budget ran out)."""
+    outcome = COMPLETE
+    budget = MAX_ALIAS_WORK
     # Mirrors render_memory_region (the same walk, clipping and order) with an explicit stack:
     # a region's subregions are pushed lowest precedence first, so the highest pops first, and
     # its own paint item is pushed below them, so it comes after all of them.
@@ -205,6 +222,11 @@ def _collect(root: MemoryRegion, out: list[_Item]) -> bool:
             out.append(frame)  # type: ignore[arg-type]
             continue
         mr, base, clip_start, clip_end, ro, nv, um, path = frame
+        if path:  # reached through an alias
+            budget -= 1
+            if budget < 0:
+                outcome = TRUNCATED
+                continue
         if not mr.enabled:
             continue
         base += mr.addr
@@ -222,7 +244,7 @@ def _collect(root: MemoryRegion, out: list[_Item]) -> bool:
             target_base = base - alias.addr - mr.alias_offset
             key = (id(mr), target_base)
             if path and (key in path or sum(k[0] == key[0] for k in path) >= MAX_ALIAS_NESTING):
-                complete = False
+                outcome = max(outcome, LOOP_CUT)
                 continue
             push((alias, target_base, start, end, ro, nv, um, (*path, key)))
             continue
@@ -230,7 +252,7 @@ def _collect(root: MemoryRegion, out: list[_Item]) -> bool:
             push(_Emit((start, end, mr, base, ro, nv, um)))
         for sub in mr._subs:
             push((sub, base, start, end, ro, nv, um, path))
-    return complete
+    return outcome
 
 
 def render(root: MemoryRegion | None) -> FlatView:
@@ -243,9 +265,16 @@ def render(root: MemoryRegion | None) -> FlatView:
     gc.disable()
     try:
         items: list[_Item] = []
-        if not _collect(root, items):
+        outcome = _collect(root, items)
+        if outcome == LOOP_CUT:
             log.warning("alias loop cut short while rendering", root=root.name)
-        return FlatView(root, simplify(_paint(items)))
+        elif outcome == TRUNCATED:
+            log.warning(
+                "aliases loop through each other too often: rendering followed no more of them",
+                root=root.name,
+                visited_through_aliases=MAX_ALIAS_WORK,
+            )
+        return FlatView(root, simplify(_paint(items)), outcome == TRUNCATED)
     finally:
         if was_enabled:
             gc.enable()

@@ -1332,3 +1332,32 @@ def test_as_many_ops_as_the_limit_are_applied(limited_server):
         assert all(w.region(r) is not None for r in ids)
     finally:
         w.close()
+
+
+# -- topologies that would take forever to render ---------------------------------------------
+
+
+def test_aliases_looping_through_each_other_do_not_stall_the_bus(server):
+    """Two aliases of a container mapped inside it, each shifting it a little, would multiply
+    the render paths beyond counting. ApplyTopology answers, the new address space serves what
+    it reaches without aliases, the rest of the bus keeps serving, and the server's log says
+    the rendering stopped following aliases."""
+    w = Wire(server.tcp)
+    try:
+        size = 1 << 40
+        w.apply(
+            create("loop", pb.CONTAINER, size),
+            create("loop.ram", pb.RAM, 0x10, contents=b"\x2a"),
+            add("loop", "loop.ram", 0),
+            create("loop.a", pb.ALIAS, size - 1, target="loop"),
+            create("loop.b", pb.ALIAS, size - 2, target="loop"),
+            add("loop", "loop.a", 1),
+            add("loop", "loop.b", 2),
+            create_space("loopy", "loop"),
+        )
+        assert w.read(0x0, 1, space="loopy") == (b"\x2a", OK)
+        w.write(0x1000, b"\x01\x02")
+        assert w.data(0x1000, 2) == b"\x01\x02"
+        assert "rendering followed no more of them" in server.log()
+    finally:
+        w.close()

@@ -4,12 +4,17 @@ A hypothesis state machine builds and reshapes a tree through the public API of
 ``mmiobus.server`` and, in parallel, through ``support.reference`` (which resolves every byte
 by walking the tree). After every step both must agree on every flat range of every address
 space, and every access must agree on the bytes, the MemTxResult and the device calls made.
+
+Trees whose aliases loop through each other so often that rendering runs out of its alias
+budget (``flatview.MAX_ALIAS_WORK``, a limit of ours that the reference does not model) are
+left out; a small budget here finds them quickly.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -29,10 +34,18 @@ from mmiobus.server import (
     MemorySystem,
     RegionInUseError,
     Unassigned,
+    flatview,
 )
 from support.reference import TWO64, RefOps, RefRegion, RefSystem, device_value
 
 LIMIT = 0x90  # every byte below this is compared after each step
+
+
+@pytest.fixture(autouse=True)
+def small_alias_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flatview, "MAX_ALIAS_WORK", 2_000)
+
+
 ACCESS_ADDRS = st.one_of(
     st.integers(0, LIMIT), st.integers(TWO64 - 8, TWO64 - 1)
 )  # the top of the space, to cover wrap-around
@@ -289,6 +302,7 @@ class TreeMachine(RuleBasedStateMachine):
 
     @invariant()
     def flat_views_match_reference(self) -> None:
+        assume(not any(as_.flatview.truncated for as_, _ in self.spaces))
         if self.depth > 0:
             # Inside a transaction every address space still shows what was last published.
             assert [self._ranges(as_) for as_, _ in self.spaces[: len(self.published)]] == (

@@ -520,6 +520,32 @@ def test_alias_loop_that_does_not_shift_is_cut_instead_of_recursing_forever():
     assert ranges(as_) == [(0x800, 0x900, "r", 0)]
 
 
+def test_aliases_that_loop_through_each_other_render_in_bounded_work():
+    """Two aliases of a container inside it, each shifting it a little, multiply the render
+    paths (each alias may nest MAX_ALIAS_NESTING deep: billions of paths). Rendering stops
+    following aliases after MAX_ALIAS_WORK regions visited through them, keeps everything
+    reached without them, and says the view is truncated."""
+    ms = MemorySystem()
+    system = ms.container("system", TWO64)
+    system.add_subregion(0x0, ms.ram("ram", 0x10))
+    system.add_subregion(0x1, ms.alias("a", system, 0, TWO64 - 1))
+    system.add_subregion(0x2, ms.alias("b", system, 0, TWO64 - 2))
+    as_ = ms.address_space("memory", system)
+    assert as_.flatview.truncated
+    assert ranges(as_)[0] == (0x0, 0x10, "ram", 0)  # the RAM itself, reached without aliases
+    assert as_.read(0x0, 4).result == MemTxResult.OK
+
+
+def test_a_single_mirror_loop_is_not_truncated():
+    """One shifting loop, like the q800's I/O mirror, stays well inside the alias budget."""
+    ms = MemorySystem()
+    system = ms.container("system", 0x10000)
+    system.add_subregion(0x1000, ms.mmio("io", 0x100))
+    system.add_subregion(0x2000, ms.alias("mirror", system, 0x1000, 0x100))
+    as_ = ms.address_space("memory", system)
+    assert not as_.flatview.truncated
+
+
 def test_mapping_a_container_holding_an_alias_into_the_alias_target_is_allowed():
     """The loop target -> holder -> alias -> target is legal; only a region inside itself is
     a cycle."""
