@@ -2,9 +2,12 @@
 FROM python:3.11-slim
 WORKDIR /opt/mmiobus
 COPY pyproject.toml README.md ./
+COPY memory memory
+COPY machine machine
 COPY server server
 COPY client client
 COPY devices devices
+COPY cli cli
 COPY proto proto
 COPY bench bench
 COPY deploy deploy

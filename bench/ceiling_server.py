@@ -14,7 +14,7 @@ import signal
 import sys
 
 import grpc
-from mmiobus.server.service.limits import Limits
+from mmiobus.server.config import Limits
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
 

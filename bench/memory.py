@@ -10,8 +10,8 @@ import random
 import time
 from collections.abc import Callable
 
-from mmiobus.server import MemorySystem
-from mmiobus.server.flatview import render
+from mmiobus.memory import MemorySystem
+from mmiobus.memory.flatview import render
 
 PAGE = 0x1000
 

@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 import grpc
-from mmiobus.server.service.limits import Limits
+from mmiobus.server.config import Limits
 from mmiobus.v1 import bus_pb2 as bpb
 from mmiobus.v1 import bus_pb2_grpc, devices_pb2_grpc
 from mmiobus.v1 import devices_pb2 as pb

@@ -7,8 +7,8 @@ with Bus("127.0.0.1:7170") as bus:
     assert bus.read(0x1000, 1) == b"\\x2a"
 """
 
-from mmiobus.server.access import MemTxAttrs, MemTxResult
-from mmiobus.server.addrspace import ReadResult
+from mmiobus.memory.access import MemTxAttrs, MemTxResult
+from mmiobus.memory.addrspace import ReadResult
 
 from .aio import AsyncBus, AsyncStream
 from .core import Read, Write

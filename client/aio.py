@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import grpc
-from mmiobus.server.access import MemTxAttrs, MemTxResult
-from mmiobus.server.addrspace import ReadResult
+from mmiobus.memory.access import MemTxAttrs, MemTxResult
+from mmiobus.memory.addrspace import ReadResult
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc, devices_pb2, devices_pb2_grpc
 

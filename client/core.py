@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from mmiobus.server.access import MemTxAttrs, MemTxResult
-from mmiobus.server.addrspace import ReadResult
+from mmiobus.memory.access import MemTxAttrs, MemTxResult
+from mmiobus.memory.addrspace import ReadResult
 from mmiobus.v1 import bus_pb2 as pb
 
 from .errors import BusFault

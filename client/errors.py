@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import grpc
-from mmiobus.server.access import MemTxResult
+from mmiobus.memory.access import MemTxResult
 
 
 class BusError(Exception):

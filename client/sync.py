@@ -9,7 +9,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from mmiobus.server.access import MemTxAttrs, MemTxResult
+from mmiobus.memory.access import MemTxAttrs, MemTxResult
 from mmiobus.v1 import bus_pb2 as pb
 
 from .aio import AsyncBus, AsyncStream

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from mmiobus.server.description import parse_size
+from mmiobus.units import parse_size
 from mmiobus.v1 import bus_pb2 as pb
 
 MASK64 = (1 << 64) - 1

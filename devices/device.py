@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from mmiobus.server.access import MemTxAttrs, MemTxResult
-from mmiobus.server.addrspace import ReadResult
+from mmiobus.memory.access import MemTxAttrs, MemTxResult
+from mmiobus.memory.addrspace import ReadResult
 
 from .registers import RegisterFile
 

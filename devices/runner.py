@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 import structlog
 from mmiobus.client.core import channel_target
-from mmiobus.server.access import MemTxAttrs, MemTxResult
+from mmiobus.memory.access import MemTxAttrs, MemTxResult
 from mmiobus.v1 import bus_pb2 as bpb
 from mmiobus.v1 import devices_pb2 as pb
 from mmiobus.v1 import devices_pb2_grpc

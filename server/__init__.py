@@ -1,80 +1,8 @@
-"""mmiobus's memory model: QEMU's region trees, address spaces, flat views and dispatch.
+"""The mmiobus server: one machine, its devices, interrupt lines and trace subscribers, served
+over gRPC.
 
-Pure Python with no network code, usable on its own::
-
-    from mmiobus.server import MemorySystem
-
-    sys = MemorySystem()
-    system = sys.container("system", 2**64)
-    system.add_subregion(0, sys.ram("ram", 0x1000))
-    memory = sys.address_space("memory", system)
-    memory.write(0x10, b"\\x2a")
-    assert memory.read(0x10, 1).data == b"\\x2a"
-
-The gRPC service lives in ``mmiobus.server.service`` and is imported only by the server.
+``core`` holds the bus's state (built once, shared by the services); ``devices`` the device
+domain (the registry, remote sessions, devices running in the server); ``services`` the thin
+gRPC servicers; ``app`` starts and stops it all. The memory model it serves is
+``mmiobus.memory``; machine descriptions are ``mmiobus.machine``.
 """
-
-from .access import (
-    MEMTX_ACCESS_ERROR,
-    MEMTX_DECODE_ERROR,
-    MEMTX_ERROR,
-    MEMTX_OK,
-    MEMTXATTRS_UNSPECIFIED,
-    UNASSIGNED_IO_OPS,
-    UNASSIGNED_MEM_OPS,
-    AccessConstraints,
-    Endianness,
-    MemoryRegionOps,
-    MemTxAttrs,
-    MemTxResult,
-)
-from .addrspace import AddressSpace, ReadResult
-from .errors import (
-    AsyncOpsError,
-    CycleError,
-    InvalidArgumentError,
-    MemoryModelError,
-    NotMappedError,
-    RegionInUseError,
-    TransactionError,
-)
-from .flatview import FlatRange, FlatView, flatview_root, render
-from .listener import MemoryListener, MemoryRegionSection
-from .mtree import mtree
-from .region import MemoryRegion, RegionKind, Unassigned
-from .system import MemorySystem
-
-__all__ = [
-    "MEMTXATTRS_UNSPECIFIED",
-    "MEMTX_ACCESS_ERROR",
-    "MEMTX_DECODE_ERROR",
-    "MEMTX_ERROR",
-    "MEMTX_OK",
-    "UNASSIGNED_IO_OPS",
-    "UNASSIGNED_MEM_OPS",
-    "AccessConstraints",
-    "AddressSpace",
-    "AsyncOpsError",
-    "CycleError",
-    "Endianness",
-    "FlatRange",
-    "FlatView",
-    "InvalidArgumentError",
-    "MemTxAttrs",
-    "MemTxResult",
-    "MemoryListener",
-    "MemoryModelError",
-    "MemoryRegion",
-    "MemoryRegionOps",
-    "MemoryRegionSection",
-    "MemorySystem",
-    "NotMappedError",
-    "ReadResult",
-    "RegionInUseError",
-    "RegionKind",
-    "TransactionError",
-    "Unassigned",
-    "flatview_root",
-    "mtree",
-    "render",
-]

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .access import MemTxResult
+from mmiobus.memory.access import MemTxResult
 
 if TYPE_CHECKING:
-    from .addrspace import AddressSpace
-    from .flatview import FlatView
+    from mmiobus.memory.addrspace import AddressSpace
+    from mmiobus.memory.flatview import FlatView
 
 KINDS = ("ram", "rom", "romd", "mmio", "unassigned")
 

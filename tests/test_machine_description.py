@@ -8,9 +8,10 @@ from importlib import resources
 import jsonschema
 import pytest
 import yaml
-from mmiobus.server import MemTxResult, RegionKind
-from mmiobus.server.description import DescriptionError, json_schema, parse_size
-from mmiobus.server.machine import Machine
+from mmiobus.machine import Machine
+from mmiobus.machine.description import DescriptionError, json_schema
+from mmiobus.memory import MemTxResult, RegionKind
+from mmiobus.units import parse_size
 
 TWO64 = 1 << 64
 
@@ -258,7 +259,7 @@ def test_json_schema_describes_every_kind_and_is_valid_json():
 
 
 def test_json_schema_accepts_the_default_machine():
-    text = resources.files("mmiobus.server.machines").joinpath("default.yaml").read_text()
+    text = resources.files("mmiobus.machine.machines").joinpath("default.yaml").read_text()
     jsonschema.validate(yaml.safe_load(text), json.loads(json_schema()))
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mmiobus.server import mtree
-from mmiobus.server.machine import Machine
-from mmiobus.server.qemu_import import import_dump, to_yaml
+from mmiobus.machine import Machine
+from mmiobus.machine.qemu_import import import_dump, to_yaml
+from mmiobus.memory import mtree
 from support.mtree_compare import diff, flat_blocks, split_dump, tree_blocks
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "qemu").glob("*.txt"))

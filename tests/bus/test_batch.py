@@ -9,7 +9,7 @@ import re
 import grpc
 import pytest
 from mmiobus.client import Bus, BusFault, MemTxAttrs, MemTxResult, Read, Write
-from mmiobus.server.service.limits import REPLY_OVERHEAD
+from mmiobus.server.config import REPLY_OVERHEAD
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
 from support.servers import start_server

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mmiobus.devices import Device, Register, RegisterFile
-from mmiobus.server.access import MemTxAttrs
+from mmiobus.memory.access import MemTxAttrs
 
 # -- a register-file peripheral ---------------------------------------------------------------
 

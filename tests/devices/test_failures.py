@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from mmiobus.server.access import MemTxResult
+from mmiobus.memory.access import MemTxResult
 from mmiobus.v1 import bus_pb2, bus_pb2_grpc, devices_pb2
 from support.devices import start_device
 from support.servers import start_server

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from mmiobus.server.access import MemTxResult
+from mmiobus.memory.access import MemTxResult
 from mmiobus.v1 import bus_pb2, devices_pb2
 from support.devices import start_device
 from support.servers import start_server

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from mmiobus.server import (
+from mmiobus.memory import (
     MEMTX_ACCESS_ERROR,
     MEMTX_DECODE_ERROR,
     MEMTX_ERROR,
@@ -36,7 +36,7 @@ from mmiobus.server import (
     ReadResult,
     Unassigned,
 )
-from mmiobus.server.dispatch import access_valid
+from mmiobus.memory.dispatch import access_valid
 
 TWO64 = 1 << 64
 MEMORY_ONLY = MemTxAttrs(memory=True)

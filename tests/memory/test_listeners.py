@@ -6,7 +6,7 @@ Call logs are worked out from the SPEC's rules, not captured from the model.
 
 from __future__ import annotations
 
-from mmiobus.server import MemoryListener, MemoryRegionOps, MemorySystem
+from mmiobus.memory import MemoryListener, MemoryRegionOps, MemorySystem
 
 TWO64 = 1 << 64
 

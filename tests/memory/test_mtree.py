@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmiobus.server import MemorySystem, mtree
+from mmiobus.memory import MemorySystem, mtree
 
 TWO64 = 1 << 64
 

@@ -25,7 +25,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from mmiobus.server import (
+from mmiobus.memory import (
     AccessConstraints,
     CycleError,
     Endianness,

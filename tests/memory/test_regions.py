@@ -7,7 +7,7 @@ Expected flat views are worked out from the SPEC's rules, not captured from the 
 from __future__ import annotations
 
 import pytest
-from mmiobus.server import (
+from mmiobus.memory import (
     CycleError,
     InvalidArgumentError,
     MemoryListener,

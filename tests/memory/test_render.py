@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from mmiobus.server import MemorySystem, MemTxResult
+from mmiobus.memory import MemorySystem, MemTxResult
 
 TWO64 = 1 << 64
 MASK64 = TWO64 - 1

@@ -1,4 +1,4 @@
-from mmiobus.server import MemorySystem, MemTxResult
+from mmiobus.memory import MemorySystem, MemTxResult
 
 
 def test_ram_write_then_read_round_trips():

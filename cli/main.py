@@ -34,8 +34,8 @@ def cmd_mtree(args: argparse.Namespace) -> int:
         with _connect(args) as bus:
             _out(bus.mtree(flat=args.f, disabled=args.D))
         return 0
-    from mmiobus.server import mtree
-    from mmiobus.server.machine import Machine
+    from mmiobus.machine import Machine
+    from mmiobus.memory import mtree
 
     machine = Machine.from_file(args.file) if args.file else Machine.default()
     _out(mtree(machine.system, flat=args.f, show_disabled=args.D))
@@ -43,7 +43,7 @@ def cmd_mtree(args: argparse.Namespace) -> int:
 
 
 def cmd_import_qemu(args: argparse.Namespace) -> int:
-    from mmiobus.server.qemu_import import import_dump, to_yaml
+    from mmiobus.machine.qemu_import import import_dump, to_yaml
 
     text = sys.stdin.read() if args.dump == "-" else _read_text(args.dump)
     desc, warnings = import_dump(text)
@@ -64,7 +64,7 @@ def cmd_import_qemu(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from mmiobus.server.description import json_schema
+    from mmiobus.machine.description import json_schema
 
     _out(json_schema())
     return 0
@@ -222,8 +222,8 @@ def cmd_device_run(args: argparse.Namespace) -> int:
     import yaml
     from mmiobus.devices import DeviceRunner, Placement
     from mmiobus.devices.runner import Refused, RegionRefused
-    from mmiobus.server.service import logs
-    from mmiobus.server.service.devices import load_device_class
+    from mmiobus.server import logs
+    from mmiobus.server.services.devices import load_device_class
 
     logs.configure(args.log_format, args.log_level)
     try:
@@ -483,9 +483,9 @@ def _read_text(path: str) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mmiobus.server.machine import Machine
-    from mmiobus.server.service import app, logs
-    from mmiobus.server.service.limits import Limits
+    from mmiobus.machine import Machine
+    from mmiobus.server import app, logs
+    from mmiobus.server.config import Limits
 
     logs.configure(args.log_format, args.log_level)
     machine = Machine.from_file(args.config) if args.config else Machine.default()
@@ -530,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    from mmiobus.server.service.limits import Limits
+    from mmiobus.server.config import Limits
 
     d = Limits()
     p = sub.add_parser(
@@ -822,9 +822,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from mmiobus.client.errors import BusError
-    from mmiobus.server.description import DescriptionError
-    from mmiobus.server.errors import MemoryModelError
-    from mmiobus.server.qemu_import import ImportError_
+    from mmiobus.machine.description import DescriptionError
+    from mmiobus.machine.qemu_import import ImportError_
+    from mmiobus.memory.errors import MemoryModelError
 
     return (CommandError, DescriptionError, MemoryModelError, ImportError_, OSError, BusError)
 

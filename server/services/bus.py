@@ -14,16 +14,17 @@ from typing import Any
 
 import grpc
 import structlog
+from mmiobus.machine import Machine
+from mmiobus.memory.access import MASK64, MEMTXATTRS_UNSPECIFIED, TWO64, MemTxAttrs
+from mmiobus.memory.addrspace import AddressSpace, ReadResult
+from mmiobus.memory.flatview import FlatView, flatview_root
+from mmiobus.memory.listener import MemoryListener, MemoryRegionSection
+from mmiobus.memory.mtree import mtree
+from mmiobus.memory.region import RegionKind
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
 
-from ..access import MASK64, MEMTXATTRS_UNSPECIFIED, TWO64, MemTxAttrs
-from ..addrspace import AddressSpace, ReadResult
-from ..flatview import FlatView, flatview_root
-from ..listener import MemoryListener, MemoryRegionSection
-from ..machine import Machine
-from ..mtree import mtree
-from ..region import RegionKind
+from ..config import Limits
 from ..trace import Access, Event, Gap, TraceFilter, TraceHub
 from .convert import (
     ENDIAN_TO_PB,
@@ -33,7 +34,6 @@ from .convert import (
     size_from_pb,
     size_to_pb,
 )
-from .limits import Limits
 from .status import RpcError, invalid, limit, not_found, status_of
 from .streams import first_of, until
 

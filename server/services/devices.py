@@ -24,11 +24,9 @@ from typing import Any
 
 import grpc
 import structlog
-from mmiobus.v1 import bus_pb2 as bpb
-from mmiobus.v1 import devices_pb2 as pb
-from mmiobus.v1 import devices_pb2_grpc
-
-from ..access import (
+from mmiobus.machine.build import Machine, constraints
+from mmiobus.machine.description import InProcessDevice, MmioSpec, RomdSpec
+from mmiobus.memory.access import (
     MEMTX_ERROR,
     AccessConstraints,
     Endianness,
@@ -36,13 +34,15 @@ from ..access import (
     MemTxAttrs,
     MemTxResult,
 )
-from ..addrspace import ReadResult
-from ..description import InProcessDevice, MmioSpec, RomdSpec
-from ..dispatch import engaged_owners, reset_engaged_owners, set_engaged_owners
-from ..errors import NotFoundError
+from mmiobus.memory.addrspace import ReadResult
+from mmiobus.memory.dispatch import engaged_owners, reset_engaged_owners, set_engaged_owners
+from mmiobus.memory.errors import NotFoundError
+from mmiobus.memory.region import MemoryRegion, RegionKind
+from mmiobus.v1 import bus_pb2 as bpb
+from mmiobus.v1 import devices_pb2 as pb
+from mmiobus.v1 import devices_pb2_grpc
+
 from ..irq import IrqRegistry, matches
-from ..machine import Machine, constraints
-from ..region import MemoryRegion, RegionKind
 from ..trace import Access
 from .convert import ENDIAN_FROM_PB, ENDIAN_TO_PB, attrs_from_pb, size_from_pb, size_to_pb
 from .status import RpcError, status_of

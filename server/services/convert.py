@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
+from mmiobus.machine import Machine
+from mmiobus.machine.description import Region, format_path, problem_message, problem_path
+from mmiobus.memory.access import MASK64, TWO64, Endianness, MemTxAttrs
+from mmiobus.memory.region import MemoryRegion, RegionKind
 from mmiobus.v1 import bus_pb2 as pb
 
-from ..access import MASK64, TWO64, Endianness, MemTxAttrs
-from ..description import Region, format_path, problem_message, problem_path
-from ..machine import Machine
-from ..region import MemoryRegion, RegionKind
 from .status import invalid
 
 _REGION_ADAPTER: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(Region)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pydantic
-
-from ..description import DescriptionError
-from ..errors import (
+from mmiobus.machine.description import DescriptionError
+from mmiobus.memory.errors import (
     AlreadyExistsError,
     CycleError,
     InUseError,

@@ -7,8 +7,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .access import AccessConstraints, Endianness, MemoryRegionOps
-from .addrspace import AddressSpace
+from mmiobus.memory.access import AccessConstraints, Endianness, MemoryRegionOps
+from mmiobus.memory.addrspace import AddressSpace
+from mmiobus.memory.errors import (
+    AlreadyExistsError,
+    InUseError,
+    MemoryModelError,
+    NotFoundError,
+)
+from mmiobus.memory.region import MemoryRegion, RegionKind, Unassigned
+from mmiobus.memory.system import MemorySystem
+
 from .description import (
     AccessSpec,
     AliasSpec,
@@ -20,14 +29,6 @@ from .description import (
     load_file_contents,
     parse_text,
 )
-from .errors import (
-    AlreadyExistsError,
-    InUseError,
-    MemoryModelError,
-    NotFoundError,
-)
-from .region import MemoryRegion, RegionKind, Unassigned
-from .system import MemorySystem
 
 DEFAULT_MACHINE = "default.yaml"
 
@@ -326,7 +327,7 @@ class Machine:
     def remove_subregion(self, child_id: str) -> None:
         child = self.region(child_id)
         if child.container is None:
-            from .errors import NotMappedError
+            from mmiobus.memory.errors import NotMappedError
 
             raise NotMappedError(f"region {child_id!r} is not mapped anywhere")
         child.container.del_subregion(child)

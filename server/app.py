@@ -16,14 +16,14 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from mmiobus.machine import Machine
 from mmiobus.v1 import bus_pb2, devices_pb2
 
-from ..irq import IrqRegistry
-from ..machine import Machine
-from .bus import BusService
-from .devices import DevicesService
-from .limits import Limits
-from .registry import register
+from .config import Limits
+from .irq import IrqRegistry
+from .services.bus import BusService
+from .services.devices import DevicesService
+from .services.registry import register
 
 log = structlog.get_logger("mmiobus.server")
 

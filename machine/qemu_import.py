@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .access import MASK64, TWO64
+from mmiobus.memory.access import MASK64, TWO64
 
 AS_LINE = re.compile(r"^address-space: (?P<name>.*)$")
 MR_LINE = re.compile(r"^memory-region: (?P<name>.*)$")
@@ -623,7 +623,7 @@ def _fix_readonly(imp: _Importer, desc: dict[str, Any]) -> dict[str, Any]:
     """Where QEMU shows ``rom`` over a range whose region is plain RAM, an alias on the way is
     read-only: build the machine, find our writable ranges inside QEMU's read-only ones, and
     mark the alias that maps each; repeat until nothing changes."""
-    from .machine import Machine
+    from .build import Machine
 
     for _ in range(16):
         machine = Machine.from_spec(_spec(desc), _here())

@@ -1,0 +1,1 @@
+"""The ``mmiobus`` command line: one module per command group, assembled in ``main``."""

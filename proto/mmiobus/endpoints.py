@@ -1,0 +1,108 @@
+"""Where a bus is: addresses as people write them, and the gRPC channels every role opens.
+
+An address is ``HOST:PORT`` (``127.0.0.1:7170``, ``bus.example:7170``), ``[IPV6]:PORT``
+(``[::1]:7170``) or ``unix:PATH``. A missing port means 7170, the port ``mmiobus serve``
+listens on by default. Clients, device processes and CPU front-ends open their channels here,
+with the same keepalive, so that a bus whose host vanishes without closing its connections is
+noticed within half a minute.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+DEFAULT_PORT = 7170
+DEFAULT_SERVER = f"127.0.0.1:{DEFAULT_PORT}"
+
+# Ping an idle connection every 20 s and give up after 10 s without an answer. The server
+# accepts pings that often (see its options).
+KEEPALIVE: list[tuple[str, Any]] = [
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+# The server enforces its own limits (and says which); clients split what they send to fit.
+UNLIMITED: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
+]
+
+_HOST_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+class AddressError(ValueError):
+    """An address that is not ``HOST:PORT``, ``[IPV6]:PORT`` or ``unix:PATH``."""
+
+
+def default_server() -> str:
+    """``$MMIOBUS_SERVER``, else the address `mmiobus serve` listens on by default."""
+    return os.environ.get("MMIOBUS_SERVER") or DEFAULT_SERVER
+
+
+def parse_address(text: str, default_port: int = DEFAULT_PORT) -> str:
+    """``text`` checked and normalised: ``HOST:PORT``, ``[IPV6]:PORT`` or ``unix:/abs/path``
+    (a relative unix path is made absolute). A missing port is ``default_port``."""
+    if not isinstance(text, str) or not text.strip():
+        raise AddressError("an address is HOST:PORT or unix:PATH (it is empty)")
+    text = text.strip()
+    if text.startswith("unix:"):
+        path = text.removeprefix("unix://") if text.startswith("unix://") else text[5:]
+        if text.startswith("unix://") and not path.startswith("/"):
+            raise AddressError(f"{text!r}: unix:// takes an absolute path (unix:///run/bus.sock)")
+        if not path:
+            raise AddressError(f"{text!r}: say which socket (unix:/run/mmiobus.sock)")
+        return f"unix:{os.path.abspath(path)}"
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise AddressError(
+            f"{text!r}: addresses have no {scheme}:// scheme; write HOST:PORT (e.g. "
+            f"{text.split('://', 1)[1].split('/')[0] or '127.0.0.1:7170'}) or unix:PATH"
+        )
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise AddressError(f"{text!r}: an IPv6 address ends with ']' ([::1]:7170)")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise AddressError(f"{text!r}: {host!r} is not an IPv6 address") from None
+        if rest and not rest.startswith(":"):
+            raise AddressError(f"{text!r}: write [IPV6]:PORT, e.g. [::1]:7170")
+        port = _port(rest[1:], text) if rest else default_port
+        return f"[{host}]:{port}"
+    if text.count(":") > 1:
+        raise AddressError(f"{text!r}: put an IPv6 address in brackets: [{text}]:{default_port}")
+    host, sep, port_text = text.partition(":")
+    if not host or not _HOST_RE.match(host):
+        raise AddressError(f"{text!r}: {host!r} is not a host name or IP address")
+    port = _port(port_text, text) if sep else default_port
+    return f"{host}:{port}"
+
+
+def _port(text: str, address: str) -> int:
+    if not text.isdigit():
+        raise AddressError(f"{address!r}: the port {text!r} is not a number (0-65535)")
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise AddressError(f"{address!r}: the port {port} is outside 0-65535")
+    return port
+
+
+def channel_target(address: str) -> str:
+    """The gRPC target for a checked address."""
+    return parse_address(address)
+
+
+def open_channel(address: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+    """An asyncio channel to the bus at ``address``, with keepalive and no message-size limit
+    of its own (the server's limits apply)."""
+    return grpc.aio.insecure_channel(
+        channel_target(address), options=[*KEEPALIVE, *UNLIMITED, *options]
+    )
