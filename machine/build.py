@@ -29,6 +29,7 @@ from .description import (
     load_file_contents,
     parse_text,
 )
+from .errors import format_path
 
 DEFAULT_MACHINE = "default.yaml"
 
@@ -342,6 +343,4 @@ class Machine:
 
 
 def _fmt(path: Path_) -> str:
-    from .description import format_path
-
     return format_path(path)

@@ -21,11 +21,9 @@ reported as ``path: message`` with the path written the way a person points into
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from mmiobus.units import (
     POW_RE,
     SIZE_RE,
@@ -42,6 +40,9 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+
+from .errors import DescriptionError, Path_
+from .yamlio import load_yaml
 
 # -- scalar types ----------------------------------------------------------------------------
 
@@ -246,38 +247,6 @@ class MachineSpec(_Strict):
 # -- errors ----------------------------------------------------------------------------------
 
 
-Path_ = tuple[str | int, ...]
-
-
-def format_path(path: Path_) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-class DescriptionError(ValueError):
-    """A machine description is wrong; ``problems`` lists ``(path, message)`` pairs."""
-
-    def __init__(self, problems: list[tuple[Path_, str]], source: str = "", locate: Any = None):
-        self.problems = problems
-        self.source = source
-        lines = []
-        for path, message in problems:
-            where = ""
-            if locate is not None:
-                mark = locate(path)
-                if mark is not None:
-                    where = f"{mark[0] + 1}:{mark[1] + 1}: "
-            prefix = f"{source}:" if source else ""
-            what = f"{format_path(path)}: " if path else ""
-            lines.append(f"{prefix}{where}{what}{message}")
-        super().__init__("\n".join(lines))
-
-
 def _clean_loc(loc: tuple[Any, ...]) -> Path_:
     # Drop the discriminator tags pydantic inserts after a list index ("regions", 0, "ram", ...).
     out: list[str | int] = []
@@ -338,80 +307,9 @@ def validate(data: Any, source: str = "", locate: Any = None) -> MachineSpec:
         raise DescriptionError(problems, source, locate) from None
 
 
-def _yaml_locator(root: yaml.Node | None) -> Any:
-    def locate(path: Path_) -> tuple[int, int] | None:
-        node = root
-        if node is None:
-            return None
-        mark = node.start_mark
-        for part in path:
-            child = None
-            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-                for k, v in node.value:
-                    if isinstance(k, yaml.ScalarNode) and k.value == part:
-                        child = v
-                        break
-            elif (
-                isinstance(node, yaml.SequenceNode)
-                and isinstance(part, int)
-                and 0 <= part < len(node.value)
-            ):
-                child = node.value[part]
-            if child is None:
-                break
-            node = child
-            mark = node.start_mark
-        return (mark.line, mark.column)
-
-    return locate
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (a silent overwrite hides mistakes)."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: set[Any] = set()
-    for k, _v in node.value:
-        key = loader.construct_object(k, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", k.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-# YAML 1.2 booleans: only true/false. Under YAML 1.1 a region named `off`, `no` or `on` would
-# silently become a boolean.
-_BOOL = "tag:yaml.org,2002:bool"
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
 def parse_text(text: str, source: str = "") -> tuple[MachineSpec, Any]:
     """Parse YAML text; returns the spec and a locator from paths to (line, column)."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None)
-        context = getattr(e, "context", None)
-        message = f"{context}: {problem}" if context and problem else (problem or str(e))
-        where = (lambda _path: (mark.line, mark.column)) if mark is not None else None
-        raise DescriptionError([((), f"not valid YAML: {message}")], source, where) from None
-    finally:
-        loader.dispose()
-    locate = _yaml_locator(node)
+    data, locate = load_yaml(text, source)
     return validate(data, source, locate), locate
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pydantic
 from mmiobus.machine import Machine
-from mmiobus.machine.description import Region, format_path, problem_message, problem_path
+from mmiobus.machine.description import Region, problem_message, problem_path
+from mmiobus.machine.errors import format_path
 from mmiobus.memory.access import MASK64, TWO64, Endianness, MemTxAttrs
 from mmiobus.memory.region import MemoryRegion, RegionKind
 from mmiobus.v1 import bus_pb2 as pb
