@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .access import MASK64, MEMTXATTRS_UNSPECIFIED, MemTxAttrs, MemTxResult
-from .dispatch import PendingRead, PendingWrite, read_loop, write_loop
+from .access_loop import PendingRead, PendingWrite, read_loop, write_loop
 from .errors import AsyncOpsError, InvalidArgumentError
 from .flatview import EMPTY_VIEW, FlatView
 from .listener import MemoryListener, MemoryRegionSection, notify
@@ -85,7 +85,14 @@ class AddressSpace:
         _allow_async: bool = True,
     ) -> ReadResult | Coroutine[Any, Any, ReadResult]:
         """Read ``length`` bytes at ``addr``: a ``ReadResult``, or a coroutine resolving to one
-        when MMIO ops had to be awaited."""
+        when MMIO ops had to be awaited (the caller must await or close it).
+
+        ``addr`` is 0..2**64-1 and ``length`` a non-negative ``int``, else
+        ``InvalidArgumentError``; length 0 reads nothing and answers ``MEMTX_OK`` (ACCESS-1).
+        An access that runs past 2**64-1 continues at address 0 (ACCESS-4). The data is
+        always ``length`` bytes, zeros where nothing answered (ACCESS-6). Every device piece is
+        issued before this returns, in the view current at the call (TXN-5).
+        """
         fv = self.current_map
         if type(addr) is int and type(length) is int and addr >= 0 and length > 0:
             # Fast path: the whole access inside one range of RAM (or ROM, or a ROM device in
@@ -97,6 +104,8 @@ class AddressSpace:
                 mr = fr.mr
                 if mr.ram or (mr.rom_device and mr.romd_mode and not attrs.memory):
                     off = fr.offset + addr - fr.start
+                    # backing is never None here (ram or romd); a None test would tax the
+                    # hottest path, and a short slice (mid-resize) falls through below.
                     data = mr.backing[off : off + length]  # type: ignore[index]
                     if len(data) == length:
                         return _new_result(ReadResult, (bytes(data), _OK))
@@ -104,12 +113,12 @@ class AddressSpace:
         if length == 0:
             return ReadResult(b"", _OK)
         out = read_loop(fv, addr, length, attrs, self.system.native_big)
-        if type(out) is tuple:
-            return _as_read_result(out)
-        if not _allow_async:
-            out.abandon()  # type: ignore[union-attr]
-            raise _NeedsAwait
-        return _finish_read(out)  # type: ignore[arg-type]
+        if isinstance(out, PendingRead):
+            if not _allow_async:
+                out.abandon()
+                raise _NeedsAwait
+            return _finish_read(out)
+        return _as_read_result(out)
 
     def dispatch_write(
         self,
@@ -118,7 +127,13 @@ class AddressSpace:
         attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED,
         _allow_async: bool = True,
     ) -> MemTxResult | Coroutine[Any, Any, MemTxResult]:
-        """Write ``data`` at ``addr``: the result, or a coroutine resolving to it."""
+        """Write ``data`` (``bytes``, ``bytearray`` or ``memoryview``) at ``addr``: the
+        result, or a coroutine resolving to it (the caller must await or close it).
+
+        Edges as for ``dispatch_read``: ``addr`` 0..2**64-1, empty data writes nothing and
+        answers ``MEMTX_OK``, and the access wraps from 2**64-1 to 0. Other data types raise
+        ``InvalidArgumentError``. The data is copied before this returns; the caller may
+        reuse its buffer."""
         if type(data) is not bytes:
             data = _as_bytes(data)
         if type(addr) is not int or addr < 0:
@@ -133,6 +148,7 @@ class AddressSpace:
             if mr.ram and not mr.readonly:
                 off = fr.offset + addr - fr.start
                 backing = mr.backing
+                # Never None for RAM; see dispatch_read.
                 if off + length <= len(backing):  # type: ignore[arg-type]
                     backing[off : off + length] = data  # type: ignore[index]
                     return _OK
@@ -140,18 +156,20 @@ class AddressSpace:
         if length == 0:
             return _OK
         out = write_loop(fv, addr, data, attrs, self.system.native_big)
-        if type(out) is int:
-            return _RESULTS[out & 7]
-        if not _allow_async:
-            out.abandon()  # type: ignore[union-attr]
-            raise _NeedsAwait
-        return _finish_write(out)  # type: ignore[arg-type]
+        if isinstance(out, PendingWrite):
+            if not _allow_async:
+                out.abandon()
+                raise _NeedsAwait
+            return _finish_write(out)
+        return _RESULTS[out & 7]
 
     def read(
         self, addr: int, length: int, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
     ) -> ReadResult:
-        """Read synchronously (QEMU's ``address_space_read``)."""
+        """Read synchronously (QEMU's ``address_space_read``); edges as for ``dispatch_read``.
+        Ops that answer with a coroutine raise ``AsyncOpsError`` (nothing is left pending)."""
         try:
+            # Never a coroutine without _allow_async; cast() would cost a call on the hot path.
             return self.dispatch_read(addr, length, attrs, False)  # type: ignore[return-value]
         except _NeedsAwait:
             raise AsyncOpsError(
@@ -162,8 +180,10 @@ class AddressSpace:
     def write(
         self, addr: int, data: bytes, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED
     ) -> MemTxResult:
-        """Write synchronously (QEMU's ``address_space_write``)."""
+        """Write synchronously (QEMU's ``address_space_write``); edges as for
+        ``dispatch_write``. Ops that answer with a coroutine raise ``AsyncOpsError``."""
         try:
+            # Never a coroutine without _allow_async; cast() would cost a call on the hot path.
             return self.dispatch_write(addr, data, attrs, False)  # type: ignore[return-value]
         except _NeedsAwait:
             raise AsyncOpsError(
@@ -176,9 +196,9 @@ class AddressSpace:
     ) -> ReadResult:
         """Read, awaiting coroutine ops as needed."""
         out = self.dispatch_read(addr, length, attrs)
-        if type(out) is ReadResult:
+        if isinstance(out, ReadResult):
             return out
-        return await out  # type: ignore[misc]
+        return await out
 
     async def write_async(
         self, addr: int, data: bytes, attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED

@@ -1,36 +1,26 @@
-"""Access dispatch: QEMU's ``address_space_rw`` loop and ``memory_region_dispatch_read/write``.
+"""One MMIO piece to one region's ops: QEMU's ``memory_region_dispatch_read/write``.
 
-An access is split across flat ranges. RAM (and ROM reads, and ROM-device reads in ROMD mode)
-are copied directly. Everything else goes through the region's ops, one piece at a time: each
-piece is at most the ops' ``valid.max_access_size`` (4 if unset) and naturally aligned unless the
-device implements unaligned accesses (``memory_access_size``), is checked against ``valid``
-(``memory_region_access_valid``), then widened or split for ``impl``
-(``access_with_adjusted_size``), with the value laid out in the device's byte order.
-``MemTxResult`` bits of every piece are OR-combined and the loop never stops early.
+The access loop (``access_loop``) cuts an access into pieces; each piece that is not a direct
+RAM copy comes here. A piece is checked against the device's ``valid`` constraints
+(``memory_region_access_valid``), refused if its device is already inside one of its own
+callbacks (the re-entrancy guard), then split into or widened to the sizes the device implements
+(``access_with_adjusted_size``), the value laid out in the device's byte order. The rules are
+VALID, IMPL, ENDIAN, RESULT and GUARD in ``docs/memory-rules.md``.
 
-Ops may answer with an awaitable (remote devices do). Every piece of an access is issued
-first — so a remote device receives them together, in order — and only then are the awaitables
-collected: the loops return their result directly when nothing needs awaiting (always the case
-for RAM, ROM and synchronous ops, which therefore never touch the event loop), and otherwise a
-``PendingRead``/``PendingWrite`` whose ``settle()`` coroutine awaits the pieces in issue order.
+Ops may answer with an awaitable (remote devices do). Every sub-access of a piece is issued
+first, so a remote device receives them together and in order; the awaitables are collected in
+a ``DevicePiece`` that the loop settles later. A callback that raises or answers nonsense fails
+its sub-access with ``MEMTX_ERROR`` and is logged; it never raises into the loop.
 """
 
 from __future__ import annotations
 
 import contextvars
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
-from .access import (
-    MASK64,
-    TWO64,
-    UNASSIGNED_MEM_OPS,
-    Endianness,
-    MemoryRegionOps,
-    MemTxAttrs,
-)
-from .flatview import FlatView
+from .access import MASK64, Endianness, MemoryRegionOps, MemTxAttrs
 from .region import MemoryRegion, RegionKind
 
 log = structlog.get_logger("mmiobus.dispatch")
@@ -50,58 +40,35 @@ _ENGAGED: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
 
 
 def engaged_owners() -> frozenset[int]:
-    """``id()`` of the owners whose callbacks are in progress in the caller's causal chain."""
+    """``id()`` of the owners whose callbacks are in progress in the caller's causal chain
+    (empty outside any callback). The set belongs to the current context; callers must not
+    assume it stays valid after the callback that is running returns."""
     return _ENGAGED.get()
 
 
 def set_engaged_owners(owners: frozenset[int]) -> contextvars.Token[frozenset[int]]:
-    """Declare the causal chain (owner ``id()`` values) of the accesses about to be made, e.g. a
-    remote device's DMA on behalf of one of its MMIO callbacks; undo with
-    ``reset_engaged_owners(token)``."""
+    """Declare the causal chain (owner ``id()`` values) of the accesses about to be made in the
+    current context, e.g. a remote device's DMA on behalf of one of its MMIO callbacks: those
+    owners' guarded regions then answer ``MEMTX_ACCESS_ERROR`` (GUARD-2). The chain replaces,
+    not extends, the current one; undo with ``reset_engaged_owners(token)`` in the same
+    context."""
     return _ENGAGED.set(owners)
 
 
 def reset_engaged_owners(token: contextvars.Token[frozenset[int]]) -> None:
+    """Restore the chain that ``set_engaged_owners`` replaced. ``token`` must come from that
+    call, in the same context, and be used once (``ValueError``/``RuntimeError`` otherwise)."""
     _ENGAGED.reset(token)
-
-
-def _unassigned_region() -> MemoryRegion:
-    # QEMU's io_mem_unassigned: what a hole in a flat view resolves to. It belongs to no system.
-    mr = MemoryRegion.__new__(MemoryRegion)
-    mr.name = "unassigned"
-    mr.kind = RegionKind.MMIO
-    mr.size = TWO64
-    mr.addr = 0
-    mr.ram = mr.rom_device = mr.readonly = False
-    mr.ops = UNASSIGNED_MEM_OPS
-    mr.backing = None
-    return mr
-
-
-UNASSIGNED_REGION = _unassigned_region()
-
-
-def pow2floor(n: int) -> int:
-    return 1 << (n.bit_length() - 1)
-
-
-def memory_access_size(ops: MemoryRegionOps, length: int, offset: int) -> int:
-    """Largest piece (a power of two) the loop may hand to the region at ``offset``."""
-    max_size = ops.valid.max_access_size or 4
-    if not ops.impl.unaligned:
-        align = offset & -offset
-        if align and align < max_size:
-            max_size = align
-    if length > max_size:
-        length = max_size
-    return pow2floor(length)
 
 
 def access_valid(
     ops: MemoryRegionOps, offset: int, size: int, is_write: bool, attrs: MemTxAttrs
 ) -> bool:
-    """QEMU's ``memory_region_access_valid``: accepts(), alignment, then the size bounds
-    (``valid.max_access_size == 0`` accepts every size and ignores the minimum)."""
+    """QEMU's ``memory_region_access_valid`` (VALID-1): ``accepts()`` first, then alignment
+    (unless ``valid.unaligned``), then the size bounds (``valid.max_access_size == 0`` accepts
+    every size and ignores the minimum). ``size`` must be a power of two (1..8) for the
+    alignment test to mean anything; the loops only pass such sizes. Exceptions from
+    ``accepts()`` propagate (``memory_region_dispatch_*`` turn them into ``MEMTX_ERROR``)."""
     if ops.accepts is not None and not ops.accepts(offset, size, is_write, attrs):
         return False
     valid = ops.valid
@@ -113,11 +80,13 @@ def access_valid(
 
 
 def device_big_endian(ops: MemoryRegionOps, native_big: bool) -> bool:
+    """Whether the device's registers are big-endian: ``BIG``, or ``NATIVE`` on a machine whose
+    own order is big-endian (``native_big``). The host's order never matters (ENDIAN-1)."""
     e = ops.endianness
     return e is Endianness.BIG or (e is Endianness.NATIVE and native_big)
 
 
-def _engage(mr: MemoryRegion) -> frozenset[int] | bool | None:
+def _engage(mr: MemoryRegion) -> frozenset[int] | Literal[False] | None:
     """The re-entrancy guard (QEMU's ``mem_reentrancy_guard``), applied to device-owned I/O
     regions only (not RAM, ROM or ROM devices). Returns the causal chain to run the device's
     callbacks in, ``None`` when the region is not guarded, or ``False`` when its owner is
@@ -211,9 +180,12 @@ def _write_result(r: Any, mr: MemoryRegion) -> int:
     return MEMTX_ERROR
 
 
-class _DevicePiece:
-    """One device access whose sub-accesses answered with awaitables: what was already
-    composed, and (awaitable, shift, mask) per sub-access still to await, in issue order."""
+class DevicePiece:
+    """One MMIO piece whose sub-accesses answered with awaitables, as
+    ``memory_region_dispatch_read/write`` return it: what was already composed, and
+    (awaitable, shift, mask) per sub-access still to await, in issue order. Whoever receives
+    it must call ``settle_read``/``settle_write`` once (matching the direction) or
+    ``abandon``."""
 
     __slots__ = ("engaged", "mr", "result", "value", "waits")
 
@@ -225,6 +197,8 @@ class _DevicePiece:
         self.waits: list[tuple[Any, int, int]] = []
 
     async def settle_read(self) -> tuple[int, int]:
+        """Await the sub-accesses in issue order, each in the causal chain of the piece
+        (GUARD-2), and answer ``(value, result bits)`` as ``memory_region_dispatch_read``."""
         value, result = self.value, self.result
         for aw, shift, mask in self.waits:
             t, res = _read_value(await _await_op(aw, self.engaged, self.mr), self.mr)
@@ -233,24 +207,48 @@ class _DevicePiece:
         return value, result
 
     async def settle_write(self) -> int:
+        """Await the sub-accesses in issue order and answer the OR of their result bits."""
         result = self.result
         for aw, _shift, _mask in self.waits:
             result |= _write_result(await _await_op(aw, self.engaged, self.mr), self.mr)
         return result
 
     def abandon(self) -> None:
+        """Give up on the awaitables without awaiting them (coroutines are closed)."""
         for aw, _shift, _mask in self.waits:
             close = getattr(aw, "close", None)
             if close is not None:
                 close()  # so that no "coroutine was never awaited" warning is left behind
 
 
-def dispatch_read(
+def _impl_size(ops: MemoryRegionOps, size: int) -> int:
+    """The size of each sub-access a ``size``-byte piece becomes for ``ops`` (IMPL-1): ``size``
+    brought into [``impl.min_access_size`` or 1, ``impl.max_access_size`` or 4]. Smaller than
+    ``size`` means the piece is split, larger that it is widened."""
+    impl = ops.impl
+    asz = impl.max_access_size or 4
+    if size < asz:
+        asz = size
+    amin = impl.min_access_size or 1
+    return amin if asz < amin else asz
+
+
+def memory_region_dispatch_read(
     mr: MemoryRegion, offset: int, size: int, attrs: MemTxAttrs, native_big: bool
-) -> tuple[int, int] | _DevicePiece:
-    """One MMIO read of ``size`` bytes at ``offset`` in ``mr``: ``(value, result)``, or a
-    ``_DevicePiece`` when the device answered with awaitables. Every sub-access is issued
-    before anything is awaited, so a remote device receives them together and in order."""
+) -> tuple[int, int] | DevicePiece:
+    """One MMIO read of a ``size``-byte piece at ``offset`` in ``mr`` (QEMU's
+    ``memory_region_dispatch_read`` with ``access_with_adjusted_size``).
+
+    ``size`` is what ``memory_access_size`` chose (a power of two, 1..8) and ``offset`` is
+    0..2**64-1; the piece may run past the region's end (ACCESS-3). Answers ``(value, result
+    bits)``, the value assembled in the device's byte order (``native_big`` resolves
+    ``NATIVE``) and possibly wider than ``size`` bytes, which the caller truncates (IMPL-3);
+    or a ``DevicePiece`` when the device answered with awaitables, which the caller owns and
+    must settle or abandon. A refused piece reads 0 with ``MEMTX_DECODE_ERROR`` (VALID-2), a
+    re-entrant one 0 with ``MEMTX_ACCESS_ERROR`` (GUARD-2), and ops without ``read`` give 0 and
+    ``MEMTX_OK``; no callback runs in those cases. Sub-access offsets wrap at 2**64, as QEMU's
+    ``hwaddr`` does. Every sub-access is issued before anything is awaited, so a remote device
+    receives them together and in order."""
     ops = mr.ops
     refused = _accepts(ops, offset, size, False, attrs, mr)
     if refused:
@@ -261,11 +259,7 @@ def dispatch_read(
     read = ops.read
     if read is None:
         return 0, MEMTX_OK
-    impl = ops.impl
-    asz = min(size, impl.max_access_size or 4)
-    amin = impl.min_access_size or 1
-    if asz < amin:
-        asz = amin
+    asz = _impl_size(ops, size)
     mask = (1 << (8 * asz)) - 1
     big = device_big_endian(ops, native_big)
     value = 0
@@ -273,10 +267,10 @@ def dispatch_read(
     piece = None
     for i in range(0, size, asz):
         shift = (size - asz - i) * 8 if big else i * 8
-        r = _call(read, (offset + i, asz, attrs), engaged, mr)
+        r = _call(read, ((offset + i) & MASK64, asz, attrs), engaged, mr)
         if type(r) is not int and _is_awaitable(r):
             if piece is None:
-                piece = _DevicePiece(mr, engaged)
+                piece = DevicePiece(mr, engaged)
             piece.waits.append((r, shift, mask))
             continue
         t, res = _read_value(r, mr)
@@ -291,11 +285,18 @@ def dispatch_read(
     return value, result
 
 
-def dispatch_write(
+def memory_region_dispatch_write(
     mr: MemoryRegion, offset: int, size: int, value: int, attrs: MemTxAttrs, native_big: bool
-) -> int | _DevicePiece:
-    """One MMIO write of ``size`` bytes at ``offset`` in ``mr``: the result bits, or a
-    ``_DevicePiece`` when the device answered with awaitables."""
+) -> int | DevicePiece:
+    """One MMIO write of a ``size``-byte piece at ``offset`` in ``mr`` (QEMU's
+    ``memory_region_dispatch_write`` with ``access_with_adjusted_size``).
+
+    Arguments as for ``memory_region_dispatch_read``; ``value`` is the piece's bus bytes read
+    as an integer in the device's order (0..2**(8*size)-1). Answers the result bits, or a
+    ``DevicePiece`` the caller must settle or abandon. A refused piece is dropped with
+    ``MEMTX_DECODE_ERROR``, a re-entrant one with ``MEMTX_ACCESS_ERROR``, and ops without
+    ``write`` ignore it with ``MEMTX_OK``. A widened write carries the value in its lane with
+    zeros elsewhere, never a read-modify-write (IMPL-3)."""
     ops = mr.ops
     refused = _accepts(ops, offset, size, True, attrs, mr)
     if refused:
@@ -306,11 +307,7 @@ def dispatch_write(
     write = ops.write
     if write is None:
         return MEMTX_OK
-    impl = ops.impl
-    asz = min(size, impl.max_access_size or 4)
-    amin = impl.min_access_size or 1
-    if asz < amin:
-        asz = amin
+    asz = _impl_size(ops, size)
     mask = (1 << (8 * asz)) - 1
     big = device_big_endian(ops, native_big)
     result = 0
@@ -318,10 +315,10 @@ def dispatch_write(
     for i in range(0, size, asz):
         shift = (size - asz - i) * 8 if big else i * 8
         t = (value >> shift) & mask if shift >= 0 else (value << -shift) & mask
-        r = _call(write, (offset + i, asz, t, attrs), engaged, mr)
+        r = _call(write, ((offset + i) & MASK64, asz, t, attrs), engaged, mr)
         if r is not None and _is_awaitable(r):
             if piece is None:
-                piece = _DevicePiece(mr, engaged)
+                piece = DevicePiece(mr, engaged)
             piece.waits.append((r, 0, 0))
             continue
         result |= _write_result(r, mr)
@@ -329,153 +326,3 @@ def dispatch_write(
         piece.result = result
         return piece
     return result
-
-
-def _translate(fv: FlatView, addr: int, length: int) -> tuple[MemoryRegion, int, int]:
-    fr = fv.lookup(addr)
-    if fr is None:
-        return UNASSIGNED_REGION, addr, length
-    mr = fr.mr
-    if mr.ram:
-        # Only RAM is clamped to the range; MMIO pieces may run past it (QEMU's 0xcf8/0xcf9).
-        end = fr.end - addr
-        return mr, fr.offset + (addr - fr.start), length if length <= end else end
-    return mr, fr.offset + (addr - fr.start), length
-
-
-class PendingRead:
-    """A read whose device pieces still need awaiting (``await pending.settle()``)."""
-
-    __slots__ = ("buf", "pieces", "result")
-
-    def __init__(self, buf: bytearray, result: int) -> None:
-        self.buf = buf
-        self.result = result
-        self.pieces: list[tuple[int, int, bool, _DevicePiece]] = []
-
-    async def settle(self) -> tuple[bytes, int]:
-        buf, result = self.buf, self.result
-        for pos, n, big, piece in self.pieces:
-            value, r = await piece.settle_read()
-            buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
-                n, "big" if big else "little"
-            )
-            result |= r
-        return bytes(buf), result
-
-    def abandon(self) -> None:
-        for *_rest, piece in self.pieces:
-            piece.abandon()
-
-
-class PendingWrite:
-    """A write whose device pieces still need awaiting (``await pending.settle()``)."""
-
-    __slots__ = ("pieces", "result")
-
-    def __init__(self, result: int) -> None:
-        self.result = result
-        self.pieces: list[_DevicePiece] = []
-
-    async def settle(self) -> int:
-        result = self.result
-        for piece in self.pieces:
-            result |= await piece.settle_write()
-        return result
-
-    def abandon(self) -> None:
-        for piece in self.pieces:
-            piece.abandon()
-
-
-def read_loop(
-    fv: FlatView, addr: int, length: int, attrs: MemTxAttrs, native_big: bool
-) -> tuple[bytes, int] | PendingRead:
-    """QEMU's ``flatview_read``: fill ``length`` bytes from ``addr``; returns (bytes, bits), or
-    a ``PendingRead`` when device pieces must be awaited. Every piece is issued first."""
-    buf = bytearray(length)
-    pos = 0
-    result = 0
-    pending = None
-    mr, xlat, n = _translate(fv, addr, length)
-    if attrs.memory and not mr.ram:
-        return bytes(buf), MEMTX_ACCESS_ERROR
-    while True:
-        direct = mr.ram or (mr.rom_device and mr.romd_mode)
-        if attrs.memory and not mr.ram:
-            result |= MEMTX_ACCESS_ERROR
-        elif direct and xlat < len(mr.backing):  # type: ignore[arg-type]
-            backing = mr.backing
-            if n > len(backing) - xlat:  # type: ignore[arg-type]
-                n = len(backing) - xlat  # type: ignore[arg-type]
-            buf[pos : pos + n] = backing[xlat : xlat + n]  # type: ignore[index]
-        else:
-            ops = mr.ops if not direct else UNASSIGNED_MEM_OPS
-            n = memory_access_size(ops, n, xlat)
-            big = device_big_endian(ops, native_big)
-            if direct:
-                out: Any = (0, MEMTX_DECODE_ERROR)  # beyond the backing store (mid-resize)
-            else:
-                out = dispatch_read(mr, xlat, n, attrs, native_big)
-            if type(out) is tuple:
-                value, r = out
-                buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
-                    n, "big" if big else "little"
-                )
-                result |= r
-            else:
-                if pending is None:
-                    pending = PendingRead(buf, 0)
-                pending.pieces.append((pos, n, big, out))
-        length -= n
-        if length == 0:
-            if pending is not None:
-                pending.result = result
-                return pending
-            return bytes(buf), result
-        pos += n
-        addr = (addr + n) & MASK64
-        mr, xlat, n = _translate(fv, addr, length)
-
-
-def write_loop(
-    fv: FlatView, addr: int, data: bytes, attrs: MemTxAttrs, native_big: bool
-) -> int | PendingWrite:
-    """QEMU's ``flatview_write``: store ``data`` at ``addr``; returns the result bits, or a
-    ``PendingWrite`` when device pieces must be awaited. Every piece is issued first."""
-    length = len(data)
-    pos = 0
-    result = 0
-    pending = None
-    mr, xlat, n = _translate(fv, addr, length)
-    if attrs.memory and not mr.ram:
-        return MEMTX_ACCESS_ERROR
-    while True:
-        if attrs.memory and not mr.ram:
-            result |= MEMTX_ACCESS_ERROR
-        elif mr.ram and not mr.readonly and xlat < len(mr.backing):  # type: ignore[arg-type]
-            backing = mr.backing
-            if n > len(backing) - xlat:  # type: ignore[arg-type]
-                n = len(backing) - xlat  # type: ignore[arg-type]
-            backing[xlat : xlat + n] = data[pos : pos + n]  # type: ignore[index]
-        else:
-            ops = mr.ops
-            n = memory_access_size(ops, n, xlat)
-            big = device_big_endian(ops, native_big)
-            value = int.from_bytes(data[pos : pos + n], "big" if big else "little")
-            out = dispatch_write(mr, xlat, n, value, attrs, native_big)
-            if isinstance(out, int):
-                result |= out
-            else:
-                if pending is None:
-                    pending = PendingWrite(0)
-                pending.pieces.append(out)
-        length -= n
-        if length == 0:
-            if pending is not None:
-                pending.result = result
-                return pending
-            return result
-        pos += n
-        addr = (addr + n) & MASK64
-        mr, xlat, n = _translate(fv, addr, length)

@@ -6,6 +6,9 @@ the tree, which costs O(n) per region; we walk the tree the same way but only re
 terminating region's clipped span ("paint item") in precedence order, then resolve, for every
 elementary segment between two span boundaries, the first item that covers it. A union-find over
 the segments skips the ones already painted, so the whole render is O(n log n).
+
+``render`` pauses the cyclic garbage collector while it runs; see its docstring for the
+contract. The rules are RENDER-1 to RENDER-13 in ``docs/memory-rules.md``.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class FlatRange:
 
     @property
     def size(self) -> int:
+        """``end - start``: 1..2**64 (merged ranges never empty)."""
         return self.end - self.start
 
     def key(self) -> tuple[int, int, int, int, bool, bool, bool, bool]:
@@ -88,12 +92,20 @@ class FlatRange:
         )
 
 
-class _NoRange:
-    """Stands in for "no most-recently-used range": contains no address."""
+class _NoRange(FlatRange):
+    """Stands in for "no most-recently-used range": a range that contains no address
+    (``start`` 1 is past ``end`` 0), so a containment test always fails and its region and
+    flags, which it does not have, are never looked at. Being a ``FlatRange`` keeps the
+    access fast path free of a ``None`` test."""
 
     __slots__ = ()
-    start = 1
-    end = 0
+
+    def __init__(self) -> None:  # no region: see above
+        self.start = 1
+        self.end = 0
+
+    def __repr__(self) -> str:
+        return "<no FlatRange>"
 
 
 NO_RANGE = _NoRange()
@@ -117,10 +129,11 @@ class FlatView:
         # touches memory that is close together instead of ints scattered over the heap.
         self.starts = array("Q", [fr.start for fr in ranges]).tolist()
         # The most recently used range, tried before the binary search (QEMU keeps one too).
-        self.mru: FlatRange | _NoRange = ranges[0] if ranges else NO_RANGE
+        self.mru: FlatRange = ranges[0] if ranges else NO_RANGE
 
     def lookup(self, addr: int) -> FlatRange | None:
-        """The range containing ``addr``, by binary search; ``None`` for a hole."""
+        """The range containing ``addr``, by binary search; ``None`` for a hole, and for an
+        address outside 0..2**64-1. Also makes that range the most recently used one."""
         i = bisect_right(self.starts, addr) - 1
         if i >= 0:
             fr = self.ranges[i]
@@ -192,14 +205,14 @@ MAX_ALIAS_WORK = 1 << 18
 """How many regions one render may visit by way of aliases. Aliases that loop through each
 other multiply the render paths (each may nest ``MAX_ALIAS_NESTING`` deep), which would take
 practically forever — and stall the whole bus; real machines need far fewer (the q800's 255-fold
-I/O mirror takes about 70,000; none of the 59 other machines in tests/fixtures more than 1,300).
-Past it the render follows no more aliases, and the view says it is ``truncated``."""
+I/O mirror takes about 70,000; the other machines in tests/fixtures/qemu take far fewer). Past
+it the render follows no more aliases, and the view says it is ``truncated``."""
 
 # What _collect says of a render.
 COMPLETE, LOOP_CUT, TRUNCATED = 0, 1, 2
 
 
-class _Emit(tuple):  # type: ignore[type-arg]
+class _Emit(tuple):
     """A paint item waiting on the render stack until its region's subregions are done."""
 
     __slots__ = ()
@@ -219,7 +232,7 @@ def _collect(root: MemoryRegion, out: list[_Item]) -> int:
     while stack:
         frame = pop()
         if type(frame) is _Emit:
-            out.append(frame)  # type: ignore[arg-type]
+            out.append(frame)
             continue
         mr, base, clip_start, clip_end, ro, nv, um, path = frame
         if path:  # reached through an alias
@@ -256,11 +269,23 @@ def _collect(root: MemoryRegion, out: list[_Item]) -> int:
 
 
 def render(root: MemoryRegion | None) -> FlatView:
-    """Render the tree under ``root`` (from address 0, clipped to [0, 2**64)) and simplify it."""
+    """Render the tree under ``root`` (from address 0, clipped to [0, 2**64)) and simplify it.
+
+    ``root`` is rendered as it is (reduce an address space's root with ``flatview_root``
+    first); ``None`` gives an empty view. Aliases that loop are cut (logged) and a render that
+    runs out of ``MAX_ALIAS_WORK`` returns a view marked ``truncated``; nothing is raised.
+
+    Garbage collection: while it runs, ``render`` pauses Python's cyclic garbage collector
+    (``gc.disable()``) and afterwards, exceptions included, turns it back on if and only if it
+    was on when rendering started. Rendering allocates an object or two per region and frees
+    none of them, so collections during it would only rescan the heap (they double the time
+    of a 100,000-region render). The pause is process-wide: other threads run without cyclic
+    collection meanwhile (reference counting still frees everything else), and a thread that
+    turns the collector off during a render finds it on again when the render ends. Code
+    that needs the collector in a fixed state must not render concurrently.
+    """
     if root is None:
         return FlatView(None, [])
-    # Rendering allocates an object or two per region and frees nothing: the cyclic garbage
-    # collector would rescan the whole heap again and again for no gain.
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -41,6 +41,7 @@ class MemoryRegionSection:
 
     @classmethod
     def of(cls, address_space: AddressSpace, fr: FlatRange) -> MemoryRegionSection:
+        """The section listeners of ``address_space`` are shown for ``fr`` (LISTENER-8)."""
         return cls(
             address_space,
             fr.mr,

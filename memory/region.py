@@ -52,6 +52,8 @@ _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000 if sys.platform.startswit
 
 
 class RegionKind(enum.Enum):
+    """The six kinds of region (see the module docstring); fixed when the region is created."""
+
     CONTAINER = "container"
     RAM = "ram"
     ROM = "rom"
@@ -68,7 +70,9 @@ class Unassigned(enum.Enum):
 
 
 def qemu_size(size: int) -> int:
-    """Apply QEMU's size rule: ``UINT64_MAX`` means 2**64; 0..2**64 are stored as given."""
+    """Apply QEMU's size rule (REGION-1): ``UINT64_MAX`` (2**64-1) means 2**64; every other
+    size in 0..2**64 is stored as given. Anything else (negative, above 2**64, ``bool``, not an
+    ``int``) raises ``InvalidArgumentError`` naming the value."""
     if not isinstance(size, int) or isinstance(size, bool):
         raise InvalidArgumentError(f"size must be an integer, not {size!r}")
     if size < 0 or size > TWO64:
@@ -79,6 +83,9 @@ def qemu_size(size: int) -> int:
 
 
 def check_u64(what: str, value: int) -> int:
+    """``value`` unchanged if it is a u64 (an ``int``, not a ``bool``, in 0..2**64-1), for an
+    address or offset. 2**64 itself is refused: it is a size, not a place (sizes go through
+    ``qemu_size``). Otherwise ``InvalidArgumentError``, whose message starts with ``what``."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidArgumentError(f"{what} must be an integer, not {value!r}")
     if not 0 <= value <= MASK64:
@@ -91,6 +98,8 @@ def check_u64(what: str, value: int) -> int:
 
 
 def check_priority(priority: int) -> int:
+    """``priority`` unchanged if it is a signed 32-bit ``int`` (-2**31..2**31-1, not a
+    ``bool``), as QEMU stores it (REGION-4); otherwise ``InvalidArgumentError``."""
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise InvalidArgumentError(f"priority must be an integer, not {priority!r}")
     if not INT32_MIN <= priority <= INT32_MAX:
@@ -216,11 +225,6 @@ class MemoryRegion:
         """Subregions in QEMU's list order: priority descending, newest first among equals."""
         return self._subs[::-1]
 
-    @property
-    def has_ops(self) -> bool:
-        """True when something other than QEMU's unassigned ops serves this region."""
-        return self.ops is not UNASSIGNED_MEM_OPS and self.ops is not UNASSIGNED_IO_OPS
-
     def is_ancestor_of(self, other: MemoryRegion) -> bool:
         """True if ``other`` is (transitively) a subregion of this region."""
         mr = other.container
@@ -230,22 +234,18 @@ class MemoryRegion:
             mr = mr.container
         return False
 
-    def absolute_addr(self) -> int:
-        """Sum of ``addr`` up the container chain (QEMU's ``memory_region_find`` base)."""
-        a, mr = 0, self
-        while mr is not None:
-            a += mr.addr
-            mr = mr.container
-        return a
-
     # -- tree mutation ------------------------------------------------------------------------
 
     def add_subregion(self, offset: int, sub: MemoryRegion, priority: int = 0) -> None:
         """Map ``sub`` at ``offset`` inside this region with ``priority``.
 
         Higher priority wins where siblings overlap; among equal priorities the most recently
-        added (or moved) wins. ``sub`` must not be mapped anywhere else, and the change must
-        not make the tree or an alias chain loop back on itself.
+        added (or moved) wins (TREE-1). ``offset`` is a u64 (``InvalidArgumentError``
+        otherwise); the part of ``sub`` beyond this region's end, or beyond 2**64, is clipped
+        away when rendering, never wrapped (RENDER-6). ``priority`` is a signed 32-bit
+        integer. ``sub`` must be a region of the same system and mapped nowhere else
+        (``RegionInUseError``), and must not be this region or one of its ancestors
+        (``CycleError``).
         """
         check_u64("offset", offset)
         check_priority(priority)
@@ -257,7 +257,8 @@ class MemoryRegion:
             self.system._record(lambda: self._undo_add(sub, old))
 
     def del_subregion(self, sub: MemoryRegion) -> None:
-        """Unmap ``sub`` from this region; it keeps its ``addr`` and ``priority``."""
+        """Unmap ``sub`` from this region; it keeps its ``addr`` and ``priority`` (TREE-6).
+        ``NotMappedError`` if ``sub`` is not mapped here."""
         if sub.container is not self:
             raise NotMappedError(f"{sub.name!r} is not a subregion of {self.name!r}")
         with self.system.transaction():
@@ -265,8 +266,10 @@ class MemoryRegion:
             self.system._record(lambda: self._undo_del(sub, index))
 
     def set_address(self, addr: int) -> None:
-        """Move the region inside its container. A move re-inserts it first among siblings of
-        equal priority, so it then wins their overlaps (QEMU's ``memory_region_readd_subregion``).
+        """Move the region inside its container (``addr`` a u64). A move re-inserts it first
+        among siblings of equal priority, so it then wins their overlaps (TREE-7, QEMU's
+        ``memory_region_readd_subregion``). Without a container only ``addr`` changes and
+        nothing is re-rendered.
         """
         check_u64("address", addr)
         if addr == self.addr:
@@ -288,17 +291,20 @@ class MemoryRegion:
         self._set_flag("enabled", enabled, dirty=True)
 
     def set_size(self, size: int) -> None:
-        """Resize (``UINT64_MAX`` means 2**64). RAM contents are kept up to the new size."""
+        """Resize (REGION-2): ``UINT64_MAX`` means 2**64, sizes outside 0..2**64 raise
+        ``InvalidArgumentError``. The same size does nothing; any other marks the topology
+        dirty, even while the region is disabled or unmapped. Backed regions keep their bytes
+        up to the smaller size; bytes that grow in are zero."""
         size = qemu_size(size)
         if size == self.size:
             return
         with self.system.transaction():
             old_size, old_backing = self.size, self.backing
-            if self.backing is not None:
+            if old_backing is not None:
                 new = new_backing(size)
                 keep = min(size, old_size)
                 if keep:
-                    new[:keep] = old_backing[:keep]  # type: ignore[index]
+                    new[:keep] = old_backing[:keep]
                 self.backing = new
             self.size = size
             self.system._mark_dirty()
@@ -309,7 +315,9 @@ class MemoryRegion:
             self.system._record(undo)
 
     def set_alias_offset(self, offset: int) -> None:
-        """Slide an alias's window over its target."""
+        """Slide an alias's window over its target (``offset`` a u64; it may exceed the
+        target's size, which leaves the window empty). ``InvalidArgumentError`` on a region
+        that is not an alias (TREE-10)."""
         if self.alias is None:
             raise InvalidArgumentError(f"{self.name!r} is not an alias")
         check_u64("alias offset", offset)
@@ -324,17 +332,29 @@ class MemoryRegion:
             self._set_flag("readonly", readonly, dirty=self.enabled)
 
     def set_nonvolatile(self, nonvolatile: bool) -> None:
+        """Mark non-volatile (QEMU's ``memory_region_set_nonvolatile``). Accesses do not change;
+        the flag is inherited by every flat range below the region (RENDER-8), printed as
+        ``nv-`` by ``info mtree`` and part of a range's identity, so listeners see the ranges
+        replaced (LISTENER-5). Any truthy value counts as True. An unchanged value does
+        nothing; a change marks the topology dirty only while the region is enabled
+        (TREE-9)."""
         nonvolatile = bool(nonvolatile)
         if nonvolatile != self.nonvolatile:
             self._set_flag("nonvolatile", nonvolatile, dirty=self.enabled)
 
     def set_unmergeable(self, unmergeable: bool) -> None:
+        """Keep the flat ranges below the region from merging with their neighbours (QEMU's
+        ``memory_region_set_unmergeable``; RENDER-8, RENDER-12). Accesses do not change; the
+        flag is part of a range's identity for listeners. Any truthy value counts as True. An
+        unchanged value does nothing; a change marks the topology dirty only while the region
+        is enabled (TREE-9)."""
         unmergeable = bool(unmergeable)
         if unmergeable != self.unmergeable:
             self._set_flag("unmergeable", unmergeable, dirty=self.enabled)
 
     def set_romd(self, romd_mode: bool) -> None:
-        """ROM device mode: reads come from memory (True) or from the ops (False)."""
+        """ROM device mode: reads come from memory (True) or from the ops (False) (ROM-3).
+        ``InvalidArgumentError`` on a region that is not ``romd``."""
         if not self.rom_device:
             raise InvalidArgumentError(f"{self.name!r} is not a romd region")
         romd_mode = bool(romd_mode)

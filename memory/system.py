@@ -86,14 +86,6 @@ class MemorySystem:
         self._record(lambda: self.address_spaces.remove(as_))
         return as_
 
-    def remove_address_space(self, as_: AddressSpace) -> None:
-        """Destroy an address space; its listeners must have been unregistered."""
-        if as_.listeners:
-            raise InvalidArgumentError(f"address space {as_.name!r} still has listeners")
-        index = self.address_spaces.index(as_)
-        del self.address_spaces[index]
-        self._record(lambda: self.address_spaces.insert(index, as_))
-
     # -- transactions -------------------------------------------------------------------------
 
     def begin(self) -> None:
@@ -144,6 +136,8 @@ class MemorySystem:
 
     @property
     def in_transaction(self) -> bool:
+        """True while a transaction is open: changes made now reach accesses and listeners at
+        the outermost commit."""
         return self._depth > 0
 
     def _record(self, undo: Callable[[], None]) -> None:

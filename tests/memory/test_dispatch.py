@@ -1,8 +1,8 @@
-"""Access dispatch: SPEC-memory.md section 5 (the read/write loop, memory_access_size,
-access validity, access_with_adjusted_size, endianness, guards) and section 6 (unassigned
-memory, ROM, ROM devices).
+"""Access dispatch: the read/write loop, piece sizes, validity, splitting and widening, byte
+order, results and the re-entrancy guard, and unassigned memory, ROM and ROM devices
+(docs/memory-rules.md: ACCESS, PIECE, VALID, IMPL, ENDIAN, RESULT, HOLE, ROM and GUARD rules).
 
-Every expected value below is worked out from the SPEC's rules; devices are small in-process
+Every expected value below is worked out from those rules; devices are small in-process
 ops that record their callbacks so the exact call sequence can be asserted.
 """
 
@@ -133,11 +133,11 @@ def reap_leaked_coroutines():
         gc.collect()
 
 
-# -- entry points (section 5.1) -----------------------------------------------------------------
+# -- entry points (ACCESS-1, ACCESS-2) ----------------------------------------------------------
 
 
 def test_zero_length_read_is_ok_and_touches_nothing():
-    """SPEC 5.1: len == 0 -> MEMTX_OK, no access."""
+    """ACCESS-1: len == 0 -> MEMTX_OK, no access."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000)
     assert memory.read(0x1000, 0) == (b"", MEMTX_OK)
@@ -145,7 +145,7 @@ def test_zero_length_read_is_ok_and_touches_nothing():
 
 
 def test_zero_length_write_is_ok_and_touches_nothing():
-    """SPEC 5.1: len == 0 -> MEMTX_OK, no access."""
+    """ACCESS-1: len == 0 -> MEMTX_OK, no access."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000)
     assert memory.write(0x1000, b"") == MEMTX_OK
@@ -153,7 +153,7 @@ def test_zero_length_write_is_ok_and_touches_nothing():
 
 
 def test_zero_length_access_to_a_hole_is_ok():
-    """SPEC 5.1: a zero-length access never reaches the unassigned region."""
+    """ACCESS-1: a zero-length access never reaches the unassigned region."""
     _, _, memory = new_machine()
     assert memory.read(0x5000, 0) == (b"", MEMTX_OK)
     assert memory.write(0x5000, b"") == MEMTX_OK
@@ -161,7 +161,7 @@ def test_zero_length_access_to_a_hole_is_ok():
 
 @pytest.mark.parametrize("length", [1, 3, 8, 13, 0x1001])
 def test_read_always_returns_length_bytes(length):
-    """SPEC 5.3 / P17: every byte of the read buffer is written, even for a hole."""
+    """ACCESS-6: every byte of the read buffer is written, even for a hole."""
     _, _, memory = new_machine()
     data, result = memory.read(0x10, length)
     assert data == bytes(length)
@@ -192,18 +192,18 @@ def test_write_with_invalid_arguments_raises(addr, data):
 
 
 def test_last_byte_of_the_address_space_is_accessible():
-    """SPEC 3.4 R6 / 5.3: addresses up to 2**64-1 are valid."""
+    """ACCESS-2: addresses up to 2**64-1 are valid."""
     sys_, system, memory = new_machine()
     system.add_subregion(TWO64 - 0x1000, sys_.ram("top", 0x1000))
     assert memory.write(TWO64 - 1, b"\x5a") == MEMTX_OK
     assert memory.read(TWO64 - 1, 1) == (b"\x5a", MEMTX_OK)
 
 
-# -- RAM (sections 5.2, 5.3, 6.4) ---------------------------------------------------------------
+# -- RAM (ACCESS-3, ACCESS-5) -------------------------------------------------------------------
 
 
 def test_ram_read_is_clamped_at_range_end_and_continued_in_next_range():
-    """SPEC 5.2 rule 2 / 6.4: a RAM piece stops at its FlatRange end; the loop re-translates."""
+    """ACCESS-3: a RAM piece stops at its FlatRange end; the loop re-translates."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("a", 0x10, data=bytes(range(0x00, 0x10))))
     system.add_subregion(0x1010, sys_.ram("b", 0x10, data=bytes(range(0x10, 0x20))))
@@ -211,7 +211,7 @@ def test_ram_read_is_clamped_at_range_end_and_continued_in_next_range():
 
 
 def test_ram_write_is_clamped_at_range_end_and_continued_in_next_range():
-    """SPEC 5.2 rule 2 / 6.4: a RAM write is split at the FlatRange boundary."""
+    """ACCESS-3: a RAM write is split at the FlatRange boundary."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("a", 0x10))
     system.add_subregion(0x1010, sys_.ram("b", 0x10))
@@ -220,7 +220,7 @@ def test_ram_write_is_clamped_at_range_end_and_continued_in_next_range():
 
 
 def test_ram_piece_stops_where_a_higher_priority_mmio_region_covers_it():
-    """SPEC 5.2: the clamp is at the FlatRange end, not the RAM region's end."""
+    """ACCESS-3: the clamp is at the FlatRange end, not the RAM region's end."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("ram", 0x100, data=bytes(range(0x100))))
     dev = map_device(sys_, system, 0x1040, 0x10, values={0: 0xBBAA}, priority=1)
@@ -229,7 +229,7 @@ def test_ram_piece_stops_where_a_higher_priority_mmio_region_covers_it():
 
 
 def test_read_spanning_ram_hole_and_mmio():
-    """SPEC 5.3 / 6.1: RAM bytes, then zeros for the hole (DECODE_ERROR), then the device."""
+    """ACCESS-6 / HOLE-1: RAM bytes, then zeros for the hole (DECODE_ERROR), then the device."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("ram", 0x10, data=bytes(range(0x10))))
     dev = map_device(sys_, system, 0x1020, 0x10, values={0: 0x44332211})
@@ -239,7 +239,7 @@ def test_read_spanning_ram_hole_and_mmio():
 
 
 def test_write_spanning_ram_hole_and_mmio():
-    """SPEC 5.3 / 6.1: RAM written, hole dropped (DECODE_ERROR), device gets its piece."""
+    """ACCESS-6 / HOLE-1: RAM written, hole dropped (DECODE_ERROR), device gets its piece."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("ram", 0x10))
     dev = map_device(sys_, system, 0x1020, 0x10)
@@ -249,18 +249,18 @@ def test_write_spanning_ram_hole_and_mmio():
 
 
 def test_ram_bytes_are_raw_on_a_big_endian_machine():
-    """SPEC 5.8: RAM/ROM are raw bytes, no conversion."""
+    """ACCESS-5 / ENDIAN-1: RAM/ROM are raw bytes, no conversion."""
     sys_, system, memory = new_machine(Endianness.BIG)
     system.add_subregion(0x1000, sys_.ram("ram", 0x10))
     memory.write(0x1000, b"\x12\x34\x56\x78")
     assert memory.read(0x1000, 4) == (b"\x12\x34\x56\x78", MEMTX_OK)
 
 
-# -- address wrap-around (P18) ------------------------------------------------------------------
+# -- address wrap-around (ACCESS-4) -------------------------------------------------------------
 
 
 def test_read_wraps_at_2_64_and_continues_at_address_zero():
-    """P18: addr += l wraps at 2**64; a 6-byte read at 2**64-2 continues at address 0."""
+    """ACCESS-4: addr += l wraps at 2**64; a 6-byte read at 2**64-2 continues at address 0."""
     sys_, system, memory = new_machine()
     system.add_subregion(TWO64 - 0x10, sys_.ram("top", 0x10, data=bytes(range(0xE0, 0xF0))))
     system.add_subregion(0, sys_.ram("low", 0x10, data=bytes(range(0x10))))
@@ -268,7 +268,7 @@ def test_read_wraps_at_2_64_and_continues_at_address_zero():
 
 
 def test_write_wraps_at_2_64_and_continues_at_address_zero():
-    """P18: the write loop wraps at 2**64 as well."""
+    """ACCESS-4: the write loop wraps at 2**64 as well."""
     sys_, system, memory = new_machine()
     system.add_subregion(TWO64 - 0x10, sys_.ram("top", 0x10))
     system.add_subregion(0, sys_.ram("low", 0x10))
@@ -278,14 +278,14 @@ def test_write_wraps_at_2_64_and_continues_at_address_zero():
 
 
 def test_wrapped_read_into_a_hole_at_address_zero_is_decode_error():
-    """P18 / 6.1: the wrapped part reads the hole at 0 as zeros with DECODE_ERROR."""
+    """ACCESS-4 / HOLE-1: the wrapped part reads the hole at 0 as zeros with DECODE_ERROR."""
     sys_, system, memory = new_machine()
     system.add_subregion(TWO64 - 0x10, sys_.ram("top", 0x10, data=b"\xff" * 0x10))
     assert memory.read(TWO64 - 2, 6) == (b"\xff\xff" + bytes(4), MEMTX_DECODE_ERROR)
 
 
 def test_mmio_read_wraps_at_2_64():
-    """P18 / 5.4: the last aligned piece at the top, then the device at address 0."""
+    """ACCESS-4 / PIECE-2: the last aligned piece at the top, then the device at address 0."""
     sys_, system, memory = new_machine()
     top = map_device(sys_, system, TWO64 - 0x10, 0x10, name="top", values={0xE: 0xBBAA})
     low = map_device(sys_, system, 0, 0x10, name="low", values={0: 0x44332211})
@@ -295,25 +295,59 @@ def test_mmio_read_wraps_at_2_64():
 
 
 def test_mmio_piece_may_run_past_the_top_of_the_address_space():
-    """P12 / P18: an aligned MMIO piece is not clipped, not even at 2**64."""
+    """ACCESS-3 / ACCESS-4: an aligned MMIO piece is not clipped, not even at 2**64."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, TWO64 - 2, 2, values={0: 0x44332211})
     assert memory.read(TWO64 - 2, 4) == (b"\x11\x22\x33\x44", MEMTX_OK)
     assert dev.calls == [("read", 0, 4)]
 
 
-# -- ROM (section 6.5, P9, P10) -----------------------------------------------------------------
+def unaligned_byte_device_over_everything() -> tuple[AddressSpace, Recorder]:
+    """A device that spans all 2**64 bytes, accepts unaligned accesses and implements bytes."""
+    sys_ = MemorySystem()
+    dev = Recorder({TWO64 - 2: 0xAA, TWO64 - 1: 0xBB, 0: 0xCC, 1: 0xDD})
+    byte = AccessConstraints(1, 1, unaligned=True)
+    root = sys_.mmio("all", TWO64, ops_for(dev, valid=AccessConstraints(unaligned=True), impl=byte))
+    return sys_.address_space("memory", root), dev
+
+
+def test_split_sub_access_offsets_wrap_at_2_64():
+    """IMPL-1 / ACCESS-4: an unaligned 4-byte piece at 2**64-2 is one piece (not clipped), and
+    its byte sub-accesses continue at offsets 0 and 1, as QEMU's u64 arithmetic does."""
+    memory, dev = unaligned_byte_device_over_everything()
+    assert memory.read(TWO64 - 2, 4) == (b"\xaa\xbb\xcc\xdd", MEMTX_OK)
+    assert dev.calls == [
+        ("read", TWO64 - 2, 1),
+        ("read", TWO64 - 1, 1),
+        ("read", 0, 1),
+        ("read", 1, 1),
+    ]
+
+
+def test_split_sub_access_write_offsets_wrap_at_2_64():
+    """IMPL-1 / ACCESS-4: the write's byte sub-accesses wrap to offsets 0 and 1 as well."""
+    memory, dev = unaligned_byte_device_over_everything()
+    assert memory.write(TWO64 - 2, b"\x01\x02\x03\x04") == MEMTX_OK
+    assert dev.calls == [
+        ("write", TWO64 - 2, 1, 1),
+        ("write", TWO64 - 1, 1, 2),
+        ("write", 0, 1, 3),
+        ("write", 1, 1, 4),
+    ]
+
+
+# -- ROM (ROM-1, ROM-2) -------------------------------------------------------------------------
 
 
 def test_rom_read_is_direct():
-    """SPEC 6.5: ROM reads are direct, like RAM."""
+    """ROM-1: ROM reads are direct, like RAM."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.rom("rom", 0x10, data=bytes(range(0x10))))
     assert memory.read(0x1002, 4) == (b"\x02\x03\x04\x05", MEMTX_OK)
 
 
 def test_rom_write_is_dropped_with_decode_error():
-    """P10 / 6.5: ROM writes take the unassigned ops -> DECODE_ERROR, contents unchanged."""
+    """ROM-1: ROM writes take the unassigned ops -> DECODE_ERROR, contents unchanged."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.rom("rom", 0x10, data=bytes(range(0x10))))
     assert memory.write(0x1001, b"\xaa" * 7) == MEMTX_DECODE_ERROR
@@ -321,7 +355,7 @@ def test_rom_write_is_dropped_with_decode_error():
 
 
 def test_rom_write_error_does_not_stop_the_following_ram_piece():
-    """P10 / P17: the ROM part is dropped, the loop continues and writes the RAM part."""
+    """ROM-1 / ACCESS-6: the ROM part is dropped, the loop continues and writes the RAM part."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.rom("rom", 0x10, data=bytes(range(0x10))))
     system.add_subregion(0x1010, sys_.ram("ram", 0x10))
@@ -330,7 +364,7 @@ def test_rom_write_error_does_not_stop_the_following_ram_piece():
 
 
 def test_readonly_ram_leaf_rejects_writes():
-    """SPEC 1.6 / 6.5: readonly on the RAM leaf itself makes it a ROM."""
+    """REGION-8 / ROM-1: readonly on the RAM leaf itself makes it a ROM."""
     sys_, system, memory = new_machine()
     ram = sys_.ram("ram", 0x10)
     system.add_subregion(0x1000, ram)
@@ -340,7 +374,7 @@ def test_readonly_ram_leaf_rejects_writes():
 
 
 def test_readonly_alias_above_ram_does_not_block_writes():
-    """P9 / 6.6: only the leaf's own readonly flag decides; the alias only flags the range."""
+    """ROM-2: only the leaf's own readonly flag decides; the alias only flags the range."""
     sys_, system, memory = new_machine()
     ram = sys_.ram("ram", 0x100)
     alias = sys_.alias("ram-alias", ram, 0, 0x100)
@@ -352,7 +386,7 @@ def test_readonly_alias_above_ram_does_not_block_writes():
 
 
 def test_readonly_container_above_ram_does_not_block_writes():
-    """P9 / 6.6: readonly inherited from a container does not make RAM writes fail."""
+    """ROM-2: readonly inherited from a container does not make RAM writes fail."""
     sys_, system, memory = new_machine()
     box = sys_.container("box", 0x1000)
     box.add_subregion(0, sys_.ram("ram", 0x100))
@@ -363,25 +397,25 @@ def test_readonly_container_above_ram_does_not_block_writes():
     assert memory.read(0x1010, 1) == (b"\x5a", MEMTX_OK)
 
 
-# -- unassigned memory and the PC I/O space (sections 6.1-6.3, P8, P11) -------------------------
+# -- unassigned memory and the PC I/O space (HOLE-1 to HOLE-3) ----------------------------------
 
 
 def test_hole_read_returns_zeros_with_decode_error():
-    """P11 / 6.1: unassigned reads return 0 with MEMTX_DECODE_ERROR."""
+    """HOLE-1: unassigned reads return 0 with MEMTX_DECODE_ERROR."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("ram", 0x10, data=b"\xff" * 0x10))
     assert memory.read(0x2001, 8) == (bytes(8), MEMTX_DECODE_ERROR)
 
 
 def test_hole_write_is_dropped_with_decode_error():
-    """SPEC 6.1: unassigned writes are dropped with MEMTX_DECODE_ERROR."""
+    """HOLE-1: unassigned writes are dropped with MEMTX_DECODE_ERROR."""
     _, _, memory = new_machine()
     assert memory.write(0x2001, b"\x01\x02\x03") == MEMTX_DECODE_ERROR
 
 
 def test_hole_piece_is_not_clipped_where_a_device_begins():
-    """P12 / 5.2: the unassigned region is not RAM, so its aligned 4-byte piece covers the first
-    two bytes of the device behind it; the device is not called."""
+    """HOLE-1 / ACCESS-3: the unassigned region is not RAM, so its aligned 4-byte piece covers
+    the first two bytes of the device behind it; the device is not called."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1002, 0x10, values={0: 0xFFFF})
     assert memory.read(0x1000, 4) == (bytes(4), MEMTX_DECODE_ERROR)
@@ -390,26 +424,26 @@ def test_hole_piece_is_not_clipped_where_a_device_begins():
 
 @pytest.mark.parametrize("length", [1, 2, 4, 8])
 def test_io_space_hole_reads_all_ones_ok(length):
-    """P11 / 6.3: holes in the PC I/O space read all-ones with MEMTX_OK."""
+    """HOLE-3: holes in the PC I/O space read all-ones with MEMTX_OK."""
     _, _, io_as = io_machine()
     assert io_as.read(0x80, length) == (b"\xff" * length, MEMTX_OK)
 
 
 def test_io_space_unaligned_hole_read_is_all_ones_ok():
-    """P11 / 5.4: an inl at an odd port is split (1, 2, 1) and every piece answers all-ones."""
+    """HOLE-3 / PIECE-2: an inl at an odd port is split (1, 2, 1); every piece answers all-ones."""
     _, _, io_as = io_machine()
     assert io_as.read(0x61, 4) == (b"\xff" * 4, MEMTX_OK)
 
 
 def test_io_space_hole_write_is_ignored_ok():
-    """P11 / 6.3: writes to I/O holes are ignored with MEMTX_OK."""
+    """HOLE-3: writes to I/O holes are ignored with MEMTX_OK."""
     _, _, io_as = io_machine()
     assert io_as.write(0x80, b"\x12\x34") == MEMTX_OK
     assert io_as.read(0x80, 2) == (b"\xff\xff", MEMTX_OK)
 
 
 def test_io_port_read_spanning_background_and_device():
-    """6.3 / 5.4: the root fills holes; an inw at 0x5f reads ff from it, then the device."""
+    """HOLE-3 / PIECE-2: the root fills holes; an inw at 0x5f reads ff from it, then the device."""
     sys_, io, io_as = io_machine()
     dev = map_device(sys_, io, 0x60, 1, name="kbd", values={0: 0x42})
     assert io_as.read(0x5F, 2) == (b"\xff\x42", MEMTX_OK)
@@ -417,13 +451,13 @@ def test_io_port_read_spanning_background_and_device():
 
 
 def test_io_space_port_beyond_64k_is_memory_style_unassigned():
-    """SPEC 6.3: ports >= 0x10000 are outside the 64 KiB root -> 0, DECODE_ERROR."""
+    """HOLE-3: ports >= 0x10000 are outside the 64 KiB root -> 0, DECODE_ERROR."""
     _, _, io_as = io_machine()
     assert io_as.read(0x10000, 1) == (b"\x00", MEMTX_DECODE_ERROR)
 
 
 def test_mmio_region_without_ops_reads_zero_and_hides_lower_ram():
-    """P8 / 6.2: a reservation answers like a hole but occupies its range."""
+    """HOLE-2: a reservation answers like a hole but occupies its range."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("ram", 0x100, data=b"\xee" * 0x100))
     system.add_subregion(0x1000, sys_.mmio("reserved", 0x10), 1)
@@ -432,7 +466,7 @@ def test_mmio_region_without_ops_reads_zero_and_hides_lower_ram():
 
 
 def test_mmio_region_without_ops_drops_writes_and_protects_lower_ram():
-    """P8 / 6.2: writes to a reservation fail and do not reach the RAM below it."""
+    """HOLE-2: writes to a reservation fail and do not reach the RAM below it."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("ram", 0x100, data=b"\xee" * 0x100))
     reserved = sys_.mmio("reserved", 0x10)
@@ -442,11 +476,11 @@ def test_mmio_region_without_ops_drops_writes_and_protects_lower_ram():
     assert memory.read(0x1000, 4) == (b"\xee" * 4, MEMTX_OK)
 
 
-# -- memory_access_size (section 5.4, P13) ------------------------------------------------------
+# -- memory_access_size (PIECE-1 to PIECE-3) ----------------------------------------------------
 
 
 def test_default_ops_never_see_more_than_four_bytes():
-    """P13 / 5.4: valid.max 0 counts as 4, so an 8-byte read is two 4-byte dispatches."""
+    """PIECE-1: valid.max 0 counts as 4, so an 8-byte read is two 4-byte dispatches."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, values={0: 0x44332211, 4: 0x88776655})
     assert memory.read(0x1000, 8) == (bytes.fromhex("1122334455667788"), MEMTX_OK)
@@ -454,7 +488,7 @@ def test_default_ops_never_see_more_than_four_bytes():
 
 
 def test_pieces_are_naturally_aligned():
-    """SPEC 5.4: 8 bytes at offset 0x1001 -> 1 @0x1001, 2 @0x1002, 4 @0x1004, 1 @0x1008."""
+    """PIECE-2: 8 bytes at offset 0x1001 -> 1 @0x1001, 2 @0x1002, 4 @0x1004, 1 @0x1008."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x10000, 0x2000)
     assert memory.read(0x11001, 8) == (bytes(8), MEMTX_OK)
@@ -467,7 +501,7 @@ def test_pieces_are_naturally_aligned():
 
 
 def test_write_pieces_are_naturally_aligned_and_carry_their_bytes():
-    """SPEC 5.4 / 5.8: each aligned piece gets its own bytes, little-endian for an LE device."""
+    """PIECE-2 / ENDIAN-1: each aligned piece gets its own bytes, little-endian for an LE device."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x10000, 0x2000, endianness=Endianness.LITTLE)
     assert memory.write(0x11001, bytes(range(1, 9))) == MEMTX_OK
@@ -480,7 +514,7 @@ def test_write_pieces_are_naturally_aligned_and_carry_their_bytes():
 
 
 def test_four_bytes_at_offset_two_are_two_halves():
-    """SPEC 5.4: 4 bytes at offset 2 -> 2 bytes @2, then 2 bytes @4."""
+    """PIECE-2: 4 bytes at offset 2 -> 2 bytes @2, then 2 bytes @4."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000)
     memory.read(0x1002, 4)
@@ -488,7 +522,7 @@ def test_four_bytes_at_offset_two_are_two_halves():
 
 
 def test_odd_remainder_is_split_into_powers_of_two():
-    """SPEC 5.4: 3 bytes at offset 0 -> pow2floor(3) = 2, then 1."""
+    """PIECE-3: 3 bytes at offset 0 -> pow2floor(3) = 2, then 1."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, values={0: 0x2211, 2: 0x33})
     assert memory.read(0x1000, 3) == (b"\x11\x22\x33", MEMTX_OK)
@@ -496,7 +530,7 @@ def test_odd_remainder_is_split_into_powers_of_two():
 
 
 def test_valid_max_eight_allows_eight_byte_pieces():
-    """P13 / 5.4: valid.max_access_size 8 lets an 8-byte piece through (impl.max 8: one call)."""
+    """PIECE-1: valid.max_access_size 8 lets an 8-byte piece through (impl.max 8: one call)."""
     sys_, system, memory = new_machine()
     dev = map_device(
         sys_,
@@ -511,7 +545,7 @@ def test_valid_max_eight_allows_eight_byte_pieces():
 
 
 def test_impl_unaligned_lifts_the_alignment_clamp():
-    """SPEC 5.4: with impl.unaligned a 4-byte access at offset 1 is one piece."""
+    """PIECE-2: with impl.unaligned a 4-byte access at offset 1 is one piece."""
     sys_, system, memory = new_machine()
     dev = map_device(
         sys_,
@@ -526,18 +560,18 @@ def test_impl_unaligned_lifts_the_alignment_clamp():
 
 
 def test_valid_unaligned_alone_keeps_pieces_aligned():
-    """SPEC 5.4: memory_access_size looks at impl.unaligned, not valid.unaligned."""
+    """PIECE-2: memory_access_size looks at impl.unaligned, not valid.unaligned."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, valid=AccessConstraints(unaligned=True))
     memory.read(0x1001, 4)
     assert dev.calls == [("read", 1, 1), ("read", 2, 2), ("read", 4, 1)]
 
 
-# -- MMIO is not clipped at the region end (P12) ------------------------------------------------
+# -- MMIO is not clipped at the region end (ACCESS-3) -------------------------------------------
 
 
 def test_mmio_read_is_not_clipped_at_region_end():
-    """P12: a 4-byte read at the start of a 2-byte MMIO region reaches it as one 4-byte access;
+    """ACCESS-3: a 4-byte read at the start of a 2-byte MMIO region reaches it as one 4-byte access;
     the RAM behind it is not read."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, 2, values={0: 0x44332211})
@@ -547,7 +581,7 @@ def test_mmio_read_is_not_clipped_at_region_end():
 
 
 def test_mmio_write_is_not_clipped_at_region_end():
-    """P12: the device gets all 4 bytes; the RAM behind it is untouched."""
+    """ACCESS-3: the device gets all 4 bytes; the RAM behind it is untouched."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, 2)
     system.add_subregion(0x1002, sys_.ram("ram", 0x10))
@@ -556,11 +590,11 @@ def test_mmio_write_is_not_clipped_at_region_end():
     assert memory.read(0x1002, 2) == (b"\x00\x00", MEMTX_OK)
 
 
-# -- memory_region_access_valid (section 5.6, P16) ----------------------------------------------
+# -- memory_region_access_valid (VALID-1 to VALID-3) --------------------------------------------
 
 
 def test_accepts_veto_gives_decode_error_and_zero_without_callback():
-    """SPEC 5.6 step 1 / 5.5: a rejected piece reads 0 with DECODE_ERROR, no read callback."""
+    """VALID-1 / VALID-2: a rejected piece reads 0 with DECODE_ERROR, no read callback."""
     sys_, system, memory = new_machine()
     asked: list[tuple[int, int, bool]] = []
 
@@ -575,7 +609,7 @@ def test_accepts_veto_gives_decode_error_and_zero_without_callback():
 
 
 def test_accepts_veto_drops_the_write_piece():
-    """SPEC 5.5 write step 2: a rejected write piece is dropped with DECODE_ERROR."""
+    """VALID-2: a rejected write piece is dropped with DECODE_ERROR."""
     sys_, system, memory = new_machine()
     asked: list[tuple[int, int, bool]] = []
 
@@ -590,7 +624,7 @@ def test_accepts_veto_drops_the_write_piece():
 
 
 def test_attrs_are_forwarded_to_accepts_and_ops():
-    """SPEC 5.9: all attribute fields are forwarded to the callbacks and valid.accepts."""
+    """RESULT-2: all attribute fields are forwarded to the callbacks and valid.accepts."""
     sys_, system, memory = new_machine()
     seen: list[MemTxAttrs] = []
 
@@ -607,7 +641,7 @@ def test_attrs_are_forwarded_to_accepts_and_ops():
 
 
 def test_access_below_valid_min_is_decode_error_without_callback():
-    """SPEC 5.6 step 4: a 1-byte access to a valid.min 4 device -> 0, DECODE_ERROR."""
+    """VALID-2: a 1-byte access to a valid.min 4 device -> 0, DECODE_ERROR."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, values={0: 0xFF}, valid=AccessConstraints(4, 4))
     assert memory.read(0x1000, 1) == (b"\x00", MEMTX_DECODE_ERROR)
@@ -616,7 +650,7 @@ def test_access_below_valid_min_is_decode_error_without_callback():
 
 
 def test_misaligned_access_to_valid_min_four_device_is_decode_error():
-    """SPEC 5.6: 4 bytes at offset 2 become two 2-byte pieces, both below valid.min 4."""
+    """VALID-2: 4 bytes at offset 2 become two 2-byte pieces, both below valid.min 4."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, valid=AccessConstraints(4, 4))
     assert memory.read(0x1002, 4) == (bytes(4), MEMTX_DECODE_ERROR)
@@ -624,7 +658,7 @@ def test_misaligned_access_to_valid_min_four_device_is_decode_error():
 
 
 def test_valid_max_zero_ignores_valid_min():
-    """P16 / 5.6 step 3: valid.max_access_size == 0 accepts every size, min is ignored."""
+    """VALID-1: valid.max_access_size == 0 accepts every size, min is ignored."""
     sys_, system, memory = new_machine()
     dev = map_device(
         sys_, system, 0x1000, values={0: 0x5A}, valid=AccessConstraints(min_access_size=4)
@@ -636,23 +670,23 @@ def test_valid_max_zero_ignores_valid_min():
 @pytest.mark.parametrize(
     ("valid", "offset", "size", "expected"),
     [
-        (AccessConstraints(), 2, 4, False),  # step 2: unaligned
+        (AccessConstraints(), 2, 4, False),  # unaligned
         (AccessConstraints(unaligned=True), 2, 4, True),
-        (AccessConstraints(max_access_size=2), 0, 4, False),  # step 4: above max
-        (AccessConstraints(2, 4), 1, 1, False),  # step 4: below min
-        (AccessConstraints(min_access_size=8), 0, 1, True),  # step 3: max 0 ignores min
+        (AccessConstraints(max_access_size=2), 0, 4, False),  # above max
+        (AccessConstraints(2, 4), 1, 1, False),  # below min
+        (AccessConstraints(min_access_size=8), 0, 1, True),  # max 0 ignores min
         (AccessConstraints(2, 4), 0, 4, True),
     ],
 )
 def test_memory_region_access_valid_rules(valid, offset, size, expected):
-    """SPEC 5.6 steps 2-5, checked on the model's access_valid directly (via address_space_rw
+    """VALID-1, checked on the model's access_valid directly (via address_space_rw
     the unaligned and above-max cases cannot occur)."""
     ops = MemoryRegionOps(read=Recorder().read, valid=valid)
     assert access_valid(ops, offset, size, False, MEMTXATTRS_UNSPECIFIED) is expected
 
 
 def test_accepts_runs_before_the_alignment_check():
-    """SPEC 5.6: accepts is evaluated first, even for an access that is then unaligned."""
+    """VALID-1: accepts is evaluated first, even for an access that is then unaligned."""
     asked: list[tuple[int, int, bool]] = []
 
     def accepts(offset: int, size: int, is_write: bool, attrs: MemTxAttrs) -> bool:
@@ -681,13 +715,13 @@ def test_raising_accepts_fails_the_piece_without_crashing_the_bus():
     assert dev.calls == [("read", 4, 4)]
 
 
-# -- access_with_adjusted_size (section 5.7, P15) -----------------------------------------------
+# -- access_with_adjusted_size (IMPL-1 to IMPL-3) -----------------------------------------------
 
 VALID_8 = AccessConstraints(max_access_size=8)
 
 
 def test_eight_byte_read_split_by_impl_max_le():
-    """SPEC 5.7 table: read(a,4), read(a+4,4); LE value = lo | hi << 32."""
+    """IMPL-2: read(a,4), read(a+4,4); LE value = lo | hi << 32."""
     sys_, system, memory = new_machine()
     dev = map_device(
         sys_,
@@ -702,7 +736,7 @@ def test_eight_byte_read_split_by_impl_max_le():
 
 
 def test_eight_byte_read_split_by_impl_max_be():
-    """SPEC 5.7 table: BE value = first << 32 | second, laid out big-endian on the bus."""
+    """IMPL-2: BE value = first << 32 | second, laid out big-endian on the bus."""
     sys_, system, memory = new_machine()
     dev = map_device(
         sys_,
@@ -717,7 +751,7 @@ def test_eight_byte_read_split_by_impl_max_be():
 
 
 def test_eight_byte_write_split_by_impl_max_le():
-    """SPEC 5.7 table: LE write(a, v & 0xffffffff), write(a+4, v >> 32)."""
+    """IMPL-2: LE write(a, v & 0xffffffff), write(a+4, v >> 32)."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, valid=VALID_8, endianness=Endianness.LITTLE)
     assert memory.write(0x1000, bytes(range(1, 9))) == MEMTX_OK
@@ -725,7 +759,7 @@ def test_eight_byte_write_split_by_impl_max_le():
 
 
 def test_eight_byte_write_split_by_impl_max_be():
-    """SPEC 5.7 table: BE write(a, v >> 32), write(a+4, v & 0xffffffff)."""
+    """IMPL-2: BE write(a, v >> 32), write(a+4, v & 0xffffffff)."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, valid=VALID_8, endianness=Endianness.BIG)
     assert memory.write(0x1000, bytes(range(1, 9))) == MEMTX_OK
@@ -734,7 +768,7 @@ def test_eight_byte_write_split_by_impl_max_be():
 
 @pytest.mark.parametrize("endianness", [Endianness.LITTLE, Endianness.BIG])
 def test_byte_wide_impl_reads_bus_bytes_in_address_order(endianness):
-    """SPEC 5.7 table (4-byte read, impl.max 1): LE b0|b1<<8..., BE b0<<24|...; either way the
+    """IMPL-2 (4-byte read, impl.max 1): LE b0|b1<<8..., BE b0<<24|...; either way the
     bus sees the device's bytes in address order."""
     sys_, system, memory = new_machine()
     dev = map_device(
@@ -751,7 +785,7 @@ def test_byte_wide_impl_reads_bus_bytes_in_address_order(endianness):
 
 @pytest.mark.parametrize("endianness", [Endianness.LITTLE, Endianness.BIG])
 def test_byte_wide_impl_writes_bus_bytes_in_address_order(endianness):
-    """SPEC 5.7: split writes go in ascending addresses, each with its own bus byte."""
+    """IMPL-1: split writes go in ascending addresses, each with its own bus byte."""
     sys_, system, memory = new_machine()
     dev = map_device(
         sys_, system, 0x1000, impl=AccessConstraints(max_access_size=1), endianness=endianness
@@ -766,7 +800,7 @@ def test_byte_wide_impl_writes_bus_bytes_in_address_order(endianness):
 
 
 def test_split_read_masks_each_answer_to_the_implemented_size():
-    """SPEC 5.7: each sub-access value is masked to asz bytes before it is placed."""
+    """IMPL-2: each sub-access value is masked to asz bytes before it is placed."""
     sys_, system, memory = new_machine()
     map_device(
         sys_,
@@ -780,14 +814,14 @@ def test_split_read_masks_each_answer_to_the_implemented_size():
 
 
 def test_read_value_is_truncated_to_the_access_size():
-    """SPEC 5.3 / 5.8: only the low `l` bytes of the value reach the buffer."""
+    """ENDIAN-1: only the low `l` bytes of the value reach the buffer."""
     sys_, system, memory = new_machine()
     map_device(sys_, system, 0x1000, values={0: 0x1122334455, 4: -1})
     assert memory.read(0x1000, 6) == (b"\x55\x44\x33\x22\xff\xff", MEMTX_OK)
 
 
 def test_widened_read_keeps_the_unaligned_address():
-    """P15 / 5.7 table: a 1-byte read with impl.min 4 is read(a, 4), a not aligned down."""
+    """IMPL-3: a 1-byte read with impl.min 4 is read(a, 4), a not aligned down."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, impl=AccessConstraints(min_access_size=4))
     memory.read(0x1003, 1)
@@ -795,7 +829,7 @@ def test_widened_read_keeps_the_unaligned_address():
 
 
 def test_widened_le_read_returns_the_low_byte():
-    """P15 / 5.7 table: LE widened read keeps the full value; the caller uses the low byte."""
+    """IMPL-3: LE widened read keeps the full value; the caller uses the low byte."""
     sys_, system, memory = new_machine()
     map_device(
         sys_,
@@ -809,7 +843,7 @@ def test_widened_le_read_returns_the_low_byte():
 
 
 def test_widened_be_read_returns_the_top_byte():
-    """P15 / 5.7 table: a 1-byte BE read with impl.min 4 yields t >> 24."""
+    """IMPL-3: a 1-byte BE read with impl.min 4 yields t >> 24."""
     sys_, system, memory = new_machine()
     dev = map_device(
         sys_,
@@ -824,7 +858,7 @@ def test_widened_be_read_returns_the_top_byte():
 
 
 def test_widened_be_read_from_two_byte_impl_returns_the_high_byte():
-    """SPEC 5.7 table: 1-byte BE read with impl.min 2 -> read(a, 2), value t >> 8."""
+    """IMPL-3: 1-byte BE read with impl.min 2 -> read(a, 2), value t >> 8."""
     sys_, system, memory = new_machine()
     dev = map_device(
         sys_,
@@ -839,7 +873,7 @@ def test_widened_be_read_from_two_byte_impl_returns_the_high_byte():
 
 
 def test_widened_le_write_puts_data_in_the_low_lane():
-    """P15 / 5.7 table: LE 2-byte write with impl.min 4 -> write(a, v, 4), no read-modify-write."""
+    """IMPL-3: LE 2-byte write with impl.min 4 -> write(a, v, 4), no read-modify-write."""
     sys_, system, memory = new_machine()
     dev = map_device(
         sys_,
@@ -853,7 +887,7 @@ def test_widened_le_write_puts_data_in_the_low_lane():
 
 
 def test_widened_be_write_is_shifted_into_the_high_lane():
-    """P15 / 5.7 table: BE 2-byte write with impl.min 4 -> write(a, v << 16, 4)."""
+    """IMPL-3: BE 2-byte write with impl.min 4 -> write(a, v << 16, 4)."""
     sys_, system, memory = new_machine()
     dev = map_device(
         sys_,
@@ -866,39 +900,39 @@ def test_widened_be_write_is_shifted_into_the_high_lane():
     assert dev.calls == [("write", 2, 4, 0xABCD0000)]
 
 
-# -- endianness (section 5.8, P25, section 9 worked example) ------------------------------------
+# -- endianness (ENDIAN-1, ENDIAN-2) ------------------------------------------------------------
 
 
 def test_native_device_follows_a_little_endian_machine():
-    """SPEC 9 worked example: NATIVE device returning 0x12345678 -> bus bytes 78 56 34 12."""
+    """ENDIAN-2: NATIVE device returning 0x12345678 -> bus bytes 78 56 34 12."""
     sys_, system, memory = new_machine(Endianness.LITTLE)
     map_device(sys_, system, 0x1000, values={0: 0x12345678})
     assert memory.read(0x1000, 4) == (b"\x78\x56\x34\x12", MEMTX_OK)
 
 
 def test_native_device_follows_a_big_endian_machine():
-    """SPEC 5.8: NATIVE resolves to the machine's order -> bus bytes 12 34 56 78."""
+    """ENDIAN-1: NATIVE resolves to the machine's order -> bus bytes 12 34 56 78."""
     sys_, system, memory = new_machine(Endianness.BIG)
     map_device(sys_, system, 0x1000, values={0: 0x12345678})
     assert memory.read(0x1000, 4) == (b"\x12\x34\x56\x78", MEMTX_OK)
 
 
 def test_big_endian_device_on_a_little_endian_machine():
-    """SPEC 9 worked example / P25: BIG device returning 0x12345678 -> bus 12 34 56 78."""
+    """ENDIAN-2: BIG device returning 0x12345678 -> bus 12 34 56 78."""
     sys_, system, memory = new_machine(Endianness.LITTLE)
     map_device(sys_, system, 0x1000, values={0: 0x12345678}, endianness=Endianness.BIG)
     assert memory.read(0x1000, 4) == (b"\x12\x34\x56\x78", MEMTX_OK)
 
 
 def test_little_endian_device_on_a_big_endian_machine():
-    """P25: endianness is device-relative, the machine's order does not matter for LITTLE."""
+    """ENDIAN-1: endianness is device-relative, the machine's order does not matter for LITTLE."""
     sys_, system, memory = new_machine(Endianness.BIG)
     map_device(sys_, system, 0x1000, values={0: 0x12345678}, endianness=Endianness.LITTLE)
     assert memory.read(0x1000, 4) == (b"\x78\x56\x34\x12", MEMTX_OK)
 
 
 def test_native_device_write_on_a_big_endian_machine():
-    """SPEC 5.8: the device receives int.from_bytes(bus bytes, device order)."""
+    """ENDIAN-1: the device receives int.from_bytes(bus bytes, device order)."""
     sys_, system, memory = new_machine(Endianness.BIG)
     dev = map_device(sys_, system, 0x1000)
     assert memory.write(0x1000, b"\x12\x34\x56\x78") == MEMTX_OK
@@ -906,7 +940,7 @@ def test_native_device_write_on_a_big_endian_machine():
 
 
 def test_native_device_write_on_a_little_endian_machine():
-    """SPEC 5.8: NATIVE on a little-endian machine is little-endian."""
+    """ENDIAN-1: NATIVE on a little-endian machine is little-endian."""
     sys_, system, memory = new_machine(Endianness.LITTLE)
     dev = map_device(sys_, system, 0x1000)
     assert memory.write(0x1000, b"\x12\x34\x56\x78") == MEMTX_OK
@@ -914,19 +948,19 @@ def test_native_device_write_on_a_little_endian_machine():
 
 
 def test_native_device_split_write_on_a_big_endian_machine():
-    """SPEC 5.7 / 5.8: a NATIVE device on a BE machine splits like a BE device."""
+    """IMPL-2 / ENDIAN-1: a NATIVE device on a BE machine splits like a BE device."""
     sys_, system, memory = new_machine(Endianness.BIG)
     dev = map_device(sys_, system, 0x1000, valid=VALID_8)
     assert memory.write(0x1000, bytes(range(1, 9))) == MEMTX_OK
     assert dev.calls == [("write", 0, 4, 0x01020304), ("write", 4, 4, 0x05060708)]
 
 
-# -- results (section 5.9, P17) -----------------------------------------------------------------
+# -- results (RESULT-1 to RESULT-3, ACCESS-6) ---------------------------------------------------
 
 
 def test_results_are_or_combined_across_pieces():
-    """P17 / 5.9: a device ERROR piece and a hole DECODE_ERROR piece give ERROR | DECODE_ERROR;
-    the device's data is still used."""
+    """ACCESS-6 / RESULT-1: a device ERROR piece and a hole DECODE_ERROR piece give
+    ERROR | DECODE_ERROR; the device's data is still used."""
     sys_, system, memory = new_machine()
     map_device(sys_, system, 0x1000, 4, values={0: (0x44332211, MemTxResult.ERROR)})
     assert memory.read(0x1000, 8) == (
@@ -936,7 +970,7 @@ def test_results_are_or_combined_across_pieces():
 
 
 def test_read_loop_continues_after_an_error_piece():
-    """P17: the loop never stops early; the second piece is still read."""
+    """ACCESS-6: the loop never stops early; the second piece is still read."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, values={0: (0, MEMTX_ERROR), 4: 0x88776655})
     assert memory.read(0x1000, 8) == (bytes(4) + b"\x55\x66\x77\x88", MEMTX_ERROR)
@@ -944,7 +978,7 @@ def test_read_loop_continues_after_an_error_piece():
 
 
 def test_write_loop_continues_after_an_error_piece():
-    """P17: a write op answering an int result; the next piece is still written."""
+    """ACCESS-6: a write op answering an int result; the next piece is still written."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000)
     dev.write_results = {0: 1}
@@ -953,7 +987,7 @@ def test_write_loop_continues_after_an_error_piece():
 
 
 def test_read_op_may_return_a_value_and_result_tuple():
-    """SPEC 5.5 / 5.9: (value, MemTxResult) answers carry the device's error bits."""
+    """RESULT-3: (value, MemTxResult) answers carry the device's error bits."""
     sys_, system, memory = new_machine()
     map_device(sys_, system, 0x1000, values={0: (0x5A, MemTxResult.DECODE_ERROR)})
     assert memory.read(0x1000, 1) == (b"\x5a", MEMTX_DECODE_ERROR)
@@ -962,7 +996,7 @@ def test_read_op_may_return_a_value_and_result_tuple():
 @LEAKS_COROUTINES
 @pytest.mark.parametrize("answer", [MemTxResult.OK, MemTxResult.ERROR])
 def test_write_op_may_return_a_memtxresult(answer, reap_leaked_coroutines):
-    """SPEC 5.9 / MemoryRegionOps contract: write returns None or a MemTxResult."""
+    """RESULT-3 / MemoryRegionOps contract: write returns None or a MemTxResult."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000)
     dev.write_results = {0: answer}
@@ -980,7 +1014,7 @@ async def test_write_op_returning_memtxresult_ok_is_ok_in_write_async():
 
 def test_raising_read_op_is_memtx_error_for_that_piece():
     """Our choice: an op that raises fails its piece with MEMTX_ERROR (value 0); the loop goes
-    on (P17)."""
+    on (ACCESS-6)."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, values={0: raises, 4: 0x88776655})
     assert memory.read(0x1000, 8) == (bytes(4) + b"\x55\x66\x77\x88", MEMTX_ERROR)
@@ -988,7 +1022,7 @@ def test_raising_read_op_is_memtx_error_for_that_piece():
 
 
 def test_raising_write_op_is_memtx_error_for_that_piece():
-    """Our choice: a raising write op is MEMTX_ERROR for its piece; the loop goes on (P17)."""
+    """Our choice: a raising write op is MEMTX_ERROR for its piece; the loop goes on (ACCESS-6)."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000)
     dev.write_results = {0: raises}
@@ -1029,7 +1063,7 @@ async def test_read_op_returning_junk_is_memtx_error_in_read_async():
     assert await memory.read_async(0x1000, 8) == (bytes(4) + b"\x55\x66\x77\x88", MEMTX_ERROR)
 
 
-# -- ROM devices (section 6.7) ------------------------------------------------------------------
+# -- ROM devices (ROM-3) ------------------------------------------------------------------------
 
 
 def romd_machine(
@@ -1043,14 +1077,14 @@ def romd_machine(
 
 
 def test_romd_read_is_direct_without_calling_ops():
-    """SPEC 6.7: in romd mode (the default) reads come from the backing store."""
+    """ROM-3: in romd mode (the default) reads come from the backing store."""
     _, _, memory, _, dev = romd_machine()
     assert memory.read(0x1010, 4) == (b"\x10\x11\x12\x13", MEMTX_OK)
     assert dev.calls == []
 
 
 def test_romd_write_goes_to_ops_and_leaves_the_backing_store():
-    """SPEC 6.7: writes always go to ops.write through the MMIO path."""
+    """ROM-3: writes always go to ops.write through the MMIO path."""
     _, _, memory, _, dev = romd_machine()
     assert memory.write(0x1010, b"\xaa\xbb\xcc\xdd") == MEMTX_OK
     assert dev.calls == [("write", 0x10, 4, 0xDDCCBBAA)]
@@ -1058,7 +1092,7 @@ def test_romd_write_goes_to_ops_and_leaves_the_backing_store():
 
 
 def test_romd_direct_read_is_not_clamped_at_the_range_end():
-    """P12 / 5.2: a romd direct read runs past its FlatRange into its own backing store, not into
+    """ACCESS-3: a romd direct read runs past its FlatRange into its own backing store, not into
     the higher-priority RAM that covers the rest of the region."""
     sys_, system, memory, _, _ = romd_machine()
     system.add_subregion(0x1080, sys_.ram("over", 0x80, data=b"\xee" * 0x80), 1)
@@ -1066,7 +1100,7 @@ def test_romd_direct_read_is_not_clamped_at_the_range_end():
 
 
 def test_romd_direct_read_stops_at_the_backing_end_and_continues():
-    """SPEC 5.3: a direct romd piece is clamped by the block size; the loop goes on."""
+    """ACCESS-3: a direct romd piece is clamped by the block size; the loop goes on."""
     sys_, system, memory = new_machine()
     dev = Recorder()
     system.add_subregion(0x1000, sys_.romd("flash", 0x10, ops_for(dev), data=bytes(range(0x10))))
@@ -1076,7 +1110,7 @@ def test_romd_direct_read_stops_at_the_backing_end_and_continues():
 
 
 def test_romd_mode_off_sends_reads_to_ops():
-    """SPEC 6.7: after set_romd(False) reads go to ops.read."""
+    """ROM-3: after set_romd(False) reads go to ops.read."""
     _, _, memory, flash, dev = romd_machine(values={0x10: 0x44332211})
     flash.set_romd(False)
     assert memory.read(0x1010, 4) == (b"\x11\x22\x33\x44", MEMTX_OK)
@@ -1084,7 +1118,7 @@ def test_romd_mode_off_sends_reads_to_ops():
 
 
 def test_romd_mode_back_on_reads_direct_again():
-    """SPEC 6.7: set_romd(True) restores direct reads."""
+    """ROM-3: set_romd(True) restores direct reads."""
     _, _, memory, flash, dev = romd_machine(values={0x10: 0x44332211})
     flash.set_romd(False)
     flash.set_romd(True)
@@ -1092,11 +1126,11 @@ def test_romd_mode_back_on_reads_direct_again():
     assert dev.calls == []
 
 
-# -- attrs.memory (sections 5.3, 5.11) ----------------------------------------------------------
+# -- attrs.memory (ACCESS-7) --------------------------------------------------------------------
 
 
 def test_memory_attr_refuses_an_mmio_read_without_callback():
-    """SPEC 5.3 / 5.11: first piece non-RAM -> ACCESS_ERROR, nothing accessed."""
+    """ACCESS-7: first piece non-RAM -> ACCESS_ERROR, nothing accessed."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, values={0: 0x44332211})
     assert memory.read(0x1000, 4, MEMORY_ONLY) == (bytes(4), MEMTX_ACCESS_ERROR)
@@ -1104,7 +1138,7 @@ def test_memory_attr_refuses_an_mmio_read_without_callback():
 
 
 def test_memory_attr_refuses_an_mmio_write_without_callback():
-    """SPEC 5.3 / 5.11: attrs.memory write to MMIO -> ACCESS_ERROR, no callback."""
+    """ACCESS-7: attrs.memory write to MMIO -> ACCESS_ERROR, no callback."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000)
     assert memory.write(0x1000, b"\x01\x02", MEMORY_ONLY) == MEMTX_ACCESS_ERROR
@@ -1112,21 +1146,21 @@ def test_memory_attr_refuses_an_mmio_write_without_callback():
 
 
 def test_memory_attr_refuses_a_hole_with_access_error():
-    """SPEC 5.3: the unassigned region is not RAM, so the refusal wins over DECODE_ERROR."""
+    """ACCESS-7: the unassigned region is not RAM, so the refusal wins over DECODE_ERROR."""
     _, _, memory = new_machine()
     assert memory.read(0x1000, 4, MEMORY_ONLY) == (bytes(4), MEMTX_ACCESS_ERROR)
     assert memory.write(0x1000, b"\x01", MEMORY_ONLY) == MEMTX_ACCESS_ERROR
 
 
 def test_memory_attr_refuses_a_romd_region_even_in_romd_mode():
-    """SPEC 1.2 kind 6: a ROM device has ram False, so attrs.memory refuses it."""
+    """REGION-6 / ACCESS-7: a ROM device has ram False, so attrs.memory refuses it."""
     _, _, memory, _, dev = romd_machine()
     assert memory.read(0x1010, 4, MEMORY_ONLY) == (bytes(4), MEMTX_ACCESS_ERROR)
     assert dev.calls == []
 
 
 def test_memory_attr_allows_ram_and_rom():
-    """SPEC 5.11: only non-RAM pieces are refused; ROM has ram True."""
+    """ACCESS-7: only non-RAM pieces are refused; ROM has ram True."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("ram", 0x10, data=b"\x11" * 0x10))
     system.add_subregion(0x2000, sys_.rom("rom", 0x10, data=b"\x22" * 0x10))
@@ -1136,7 +1170,7 @@ def test_memory_attr_allows_ram_and_rom():
 
 
 def test_memory_attr_first_piece_refusal_leaves_later_ram_untouched():
-    """SPEC 5.3: a refused first translation returns at once; the RAM after it is not read
+    """ACCESS-7: a refused first translation returns at once; the RAM after it is not read
     or written."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("ram", 0x10, data=b"\x11" * 0x10))
@@ -1146,7 +1180,7 @@ def test_memory_attr_first_piece_refusal_leaves_later_ram_untouched():
 
 
 def test_memory_attr_later_non_ram_piece_is_access_error():
-    """SPEC 5.3: RAM bytes are read, the later MMIO piece is ACCESS_ERROR and left zero."""
+    """ACCESS-7: RAM bytes are read, the later MMIO piece is ACCESS_ERROR and left zero."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("ram", 0x10, data=bytes(range(0x10))))
     dev = map_device(sys_, system, 0x1010, 0x10, values={0: 0x44332211})
@@ -1158,7 +1192,7 @@ def test_memory_attr_later_non_ram_piece_is_access_error():
 
 
 def test_memory_attr_later_non_ram_write_piece_is_access_error():
-    """SPEC 5.3: the RAM part is written, the MMIO part is refused without a callback."""
+    """ACCESS-7: the RAM part is written, the MMIO part is refused without a callback."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x1000, sys_.ram("ram", 0x10))
     dev = map_device(sys_, system, 0x1010, 0x10)
@@ -1167,7 +1201,7 @@ def test_memory_attr_later_non_ram_write_piece_is_access_error():
     assert dev.calls == []
 
 
-# -- re-entrancy guard (section 5.11, P28) ------------------------------------------------------
+# -- re-entrancy guard (GUARD-1 to GUARD-3) -----------------------------------------------------
 
 
 class Owner:
@@ -1198,7 +1232,7 @@ def nesting_device(
 
 
 def test_nested_access_to_a_region_of_the_same_owner_is_access_error():
-    """P28 / 5.11: the nested read answers ACCESS_ERROR (value 0) and its callback is skipped."""
+    """GUARD-2: the nested read answers ACCESS_ERROR (value 0) and its callback is skipped."""
     sys_, system, memory = new_machine()
     a = Owner("a")
     log: list[Any] = []
@@ -1210,7 +1244,7 @@ def test_nested_access_to_a_region_of_the_same_owner_is_access_error():
 
 
 def test_nested_write_to_the_same_owner_is_access_error():
-    """P28 / 5.11: nested writes are refused as well, without calling the device."""
+    """GUARD-2: nested writes are refused as well, without calling the device."""
     sys_, system, memory = new_machine()
     a = Owner("a")
     log: list[Any] = []
@@ -1222,7 +1256,7 @@ def test_nested_write_to_the_same_owner_is_access_error():
 
 
 def test_nested_access_to_the_same_region_is_access_error():
-    """P28: a callback that reads its own region gets ACCESS_ERROR."""
+    """GUARD-2: a callback that reads its own region gets ACCESS_ERROR."""
     sys_, system, memory = new_machine()
     log: list[Any] = []
     nesting_device(sys_, system, 0x1000, Owner("a"), lambda: memory.read(0x1004, 4), log)
@@ -1231,7 +1265,7 @@ def test_nested_access_to_the_same_region_is_access_error():
 
 
 def test_nested_access_to_another_owner_is_allowed():
-    """SPEC 5.11: only the busy device is refused; another device answers normally."""
+    """GUARD-2: only the busy device is refused; another device answers normally."""
     sys_, system, memory = new_machine()
     log: list[Any] = []
     nesting_device(sys_, system, 0x1000, Owner("a"), lambda: memory.read(0x2000, 1), log)
@@ -1242,7 +1276,7 @@ def test_nested_access_to_another_owner_is_allowed():
 
 
 def test_cycle_through_another_device_is_caught():
-    """P28 / our spec note: A -> B -> A is refused at the second entry into A."""
+    """GUARD-2: A -> B -> A is refused at the second entry into A."""
     sys_, system, memory = new_machine()
     a, b = Owner("a"), Owner("b")
     a_log: list[Any] = []
@@ -1255,7 +1289,7 @@ def test_cycle_through_another_device_is_caught():
 
 
 def test_guard_is_released_after_the_callback():
-    """SPEC 5.11: the device is busy only for the duration of its callbacks."""
+    """GUARD-3: the device is busy only for the duration of its callbacks."""
     sys_, system, memory = new_machine()
     a = Owner("a")
     nesting_device(sys_, system, 0x1000, a, lambda: memory.read(0x2000, 1), [])
@@ -1267,7 +1301,7 @@ def test_guard_is_released_after_the_callback():
 
 
 def test_guard_is_released_after_a_raising_callback():
-    """SPEC 5.11 / our choice: a callback that raises does not leave its device busy."""
+    """GUARD-3: a callback that raises does not leave its device busy."""
     sys_, system, memory = new_machine()
     a = Owner("a")
     dev = map_device(sys_, system, 0x1000, values={0: raises, 4: 0x5A}, owner=a)
@@ -1277,7 +1311,7 @@ def test_guard_is_released_after_a_raising_callback():
 
 
 def test_ops_without_owner_are_not_guarded():
-    """SPEC 5.11: the guard needs an owning device; without one, nesting is allowed."""
+    """GUARD-1: the guard needs an owning device; without one, nesting is allowed."""
     sys_, system, memory = new_machine()
     log: list[Any] = []
     nesting_device(sys_, system, 0x1000, None, lambda: memory.read(0x2000, 1), log)
@@ -1288,7 +1322,7 @@ def test_ops_without_owner_are_not_guarded():
 
 
 def test_invalid_nested_access_reports_decode_error_before_the_guard():
-    """SPEC 5.5: access_valid runs before access_with_adjusted_size (where the guard is)."""
+    """VALID-3: access_valid runs before access_with_adjusted_size (where the guard is)."""
     sys_, system, memory = new_machine()
     a = Owner("a")
     log: list[Any] = []
@@ -1299,7 +1333,7 @@ def test_invalid_nested_access_reports_decode_error_before_the_guard():
 
 
 def test_romd_write_of_the_same_owner_is_not_guarded():
-    """SPEC 5.11: ROM devices are excluded from the guard; their write callback runs."""
+    """GUARD-1: ROM devices are excluded from the guard; their write callback runs."""
     sys_, system, memory = new_machine()
     a = Owner("a")
     log: list[Any] = []
@@ -1312,7 +1346,7 @@ def test_romd_write_of_the_same_owner_is_not_guarded():
 
 
 def test_romd_read_in_mmio_mode_of_the_same_owner_is_not_guarded():
-    """SPEC 5.11: a ROM device in MMIO mode is still a ROM device for the guard."""
+    """GUARD-1: a ROM device in MMIO mode is still a ROM device for the guard."""
     sys_, system, memory = new_machine()
     a = Owner("a")
     log: list[Any] = []
@@ -1327,7 +1361,7 @@ def test_romd_read_in_mmio_mode_of_the_same_owner_is_not_guarded():
 
 
 def test_ram_and_rom_are_reachable_from_a_callback():
-    """SPEC 5.11: RAM and ROM are never guarded (they have no callbacks to protect)."""
+    """GUARD-1: RAM and ROM are never guarded (they have no callbacks to protect)."""
     sys_, system, memory = new_machine()
     system.add_subregion(0x2000, sys_.ram("ram", 0x10, data=b"\x11" * 0x10))
     system.add_subregion(0x3000, sys_.rom("rom", 0x10, data=b"\x22" * 0x10))
@@ -1342,7 +1376,7 @@ def test_ram_and_rom_are_reachable_from_a_callback():
 
 
 def test_readonly_mmio_region_is_not_guarded():
-    """SPEC 5.11: the guard skips regions flagged readonly."""
+    """GUARD-1: the guard skips regions flagged readonly."""
     sys_, system, memory = new_machine()
     a = Owner("a")
     log: list[Any] = []
@@ -1364,7 +1398,7 @@ class DataclassDevice:
 
 
 def test_owner_may_be_any_device_object():
-    """SPEC 1.1 (owner is the device object) / 5.11: any object identifies a device."""
+    """GUARD-1: any object identifies a device."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, values={0: 0x5A}, owner=DataclassDevice("uart0"))
     assert memory.read(0x1000, 1) == (b"\x5a", MEMTX_OK)
@@ -1401,7 +1435,7 @@ def map_async_device(
 
 
 async def test_read_async_awaits_coroutine_read_ops():
-    """Coroutine ops: read_async awaits each piece; splitting is unchanged (5.4)."""
+    """Coroutine ops: read_async awaits each piece; splitting is unchanged (PIECE-1)."""
     sys_, system, memory = new_machine()
     dev = map_async_device(sys_, system, 0x1000, values={0: 0x44332211, 4: 0x88776655})
     assert await memory.read_async(0x1000, 8) == (bytes.fromhex("1122334455667788"), MEMTX_OK)
@@ -1417,7 +1451,7 @@ async def test_write_async_awaits_coroutine_write_ops():
 
 
 async def test_coroutine_read_op_may_return_a_value_and_result_tuple():
-    """SPEC 5.9: (value, result) answers work for coroutine ops too."""
+    """RESULT-3: (value, result) answers work for coroutine ops too."""
     sys_, system, memory = new_machine()
     map_async_device(sys_, system, 0x1000, values={0: (0x5A, MEMTX_ERROR)})
     assert await memory.read_async(0x1000, 1) == (b"\x5a", MEMTX_ERROR)
@@ -1431,7 +1465,7 @@ async def test_raising_coroutine_op_is_memtx_error_for_that_piece():
 
 
 async def test_read_async_mixes_sync_and_coroutine_ops():
-    """One access may cross plain and coroutine ops; results are combined as usual (P17)."""
+    """One access may cross plain and coroutine ops; results are combined as usual (ACCESS-6)."""
     sys_, system, memory = new_machine()
     plain = map_device(sys_, system, 0x1000, 4, values={0: 0x44332211})
     system.add_subregion(0x1004, sys_.mmio("adev", 4, ops_for(adev := AsyncRecorder({0: 0x88}))))
@@ -1513,7 +1547,7 @@ def test_sync_read_refusing_coroutine_ops_leaves_no_unawaited_coroutine():
 
 
 async def test_guard_catches_the_same_owner_across_an_await():
-    """P28: a coroutine op that awaits a nested access into its own device gets ACCESS_ERROR."""
+    """GUARD-2: a coroutine op that awaits a nested access into its own device gets ACCESS_ERROR."""
     sys_, system, memory = new_machine()
     a = Owner("a")
     log: list[Any] = []
@@ -1531,7 +1565,7 @@ async def test_guard_catches_the_same_owner_across_an_await():
 
 
 async def test_guard_catches_a_sync_nested_access_from_a_coroutine_op():
-    """P28: the device stays busy while its coroutine runs, also for synchronous accesses."""
+    """GUARD-2: the device stays busy while its coroutine runs, also for synchronous accesses."""
     sys_, system, memory = new_machine()
     a = Owner("a")
     log: list[Any] = []
@@ -1549,7 +1583,7 @@ async def test_guard_catches_a_sync_nested_access_from_a_coroutine_op():
 
 
 async def test_guard_allows_another_owner_across_an_await():
-    """SPEC 5.11: a coroutine op may await an access into a different device."""
+    """GUARD-2: a coroutine op may await an access into a different device."""
     sys_, system, memory = new_machine()
     log: list[Any] = []
 
@@ -1567,7 +1601,7 @@ async def test_guard_allows_another_owner_across_an_await():
 
 
 async def test_async_cycle_through_another_device_is_caught():
-    """P28: A -> B -> A across awaits is refused at the second entry into A."""
+    """GUARD-2: A -> B -> A across awaits is refused at the second entry into A."""
     sys_, system, memory = new_machine()
     a, b = Owner("a"), Owner("b")
     b_log: list[Any] = []
@@ -1588,7 +1622,7 @@ async def test_async_cycle_through_another_device_is_caught():
 
 
 async def test_guard_is_released_after_a_coroutine_callback():
-    """SPEC 5.11: once the coroutine op finished, its device can be accessed again."""
+    """GUARD-3: once the coroutine op finished, its device can be accessed again."""
     sys_, system, memory = new_machine()
     a = Owner("a")
     dev = map_async_device(sys_, system, 0x1000, values={0: 0x11, 1: 0x22}, owner=a)
@@ -1597,11 +1631,11 @@ async def test_guard_is_released_after_a_coroutine_callback():
     assert dev.calls == [("read", 0, 1), ("read", 1, 1)]
 
 
-# -- transactions (section 2.4 rule 5, P20) -----------------------------------------------------
+# -- transactions (TXN-5) -----------------------------------------------------------------------
 
 
 def test_access_during_an_open_transaction_uses_the_old_view():
-    """P20: a region mapped inside a transaction is invisible until the outermost commit."""
+    """TXN-5: a region mapped inside a transaction is invisible until the outermost commit."""
     sys_, system, memory = new_machine()
     with sys_.transaction():
         system.add_subregion(0x1000, sys_.ram("ram", 0x10, data=b"\x5a" * 0x10))
@@ -1610,7 +1644,7 @@ def test_access_during_an_open_transaction_uses_the_old_view():
 
 
 def test_unmapped_device_answers_until_the_transaction_commits():
-    """P20: an unmapped device keeps answering through the old view until commit."""
+    """TXN-5: an unmapped device keeps answering through the old view until commit."""
     sys_, system, memory = new_machine()
     dev = map_device(sys_, system, 0x1000, values={0: 0x5A})
     region = system.subregions[0]
@@ -1625,7 +1659,7 @@ def test_unmapped_device_answers_until_the_transaction_commits():
 
 
 async def test_async_access_during_an_open_transaction_uses_the_old_view():
-    """P20: coroutine accesses also see the view current when they were dispatched."""
+    """TXN-5: coroutine accesses also see the view current when they were dispatched."""
     sys_, system, memory = new_machine()
     dev = map_async_device(sys_, system, 0x1000, values={0: 0x5A})
     with sys_.transaction():

@@ -1,7 +1,7 @@
-"""Memory listeners: SPEC-memory §7 (registration replay, topology diff, call order) and
-pitfalls P19, P29, P30.
+"""Memory listeners: registration replay, topology diff, call order, what marks the topology
+dirty and which changes replace ranges (docs/memory-rules.md: LISTENER rules, TREE-9, TXN-4).
 
-Call logs are worked out from the SPEC's rules, not captured from the model.
+Call logs are worked out from those rules, not captured from the model.
 """
 
 from __future__ import annotations
@@ -78,11 +78,11 @@ def listen(as_, label="L", priority=0, log=None):
     return listener
 
 
-# -- §7.1 registration ------------------------------------------------------------------------
+# -- registration (LISTENER-2, LISTENER-3) ----------------------------------------------------
 
 
 def test_registration_replays_the_current_view_in_address_order():
-    """§7.1 rule 2: begin, region_add per range in address order, commit."""
+    """LISTENER-2: begin, region_add per range in address order, commit."""
     ms, root, as_ = machine()
     root.add_subregion(0x8000, ms.mmio("b", 0x1000))
     root.add_subregion(0x1000, ms.mmio("a", 0x1000))
@@ -97,7 +97,7 @@ def test_registration_replays_the_current_view_in_address_order():
 
 
 def test_registration_on_an_empty_view_is_begin_and_commit():
-    """§7.1 rule 2: no ranges, no region_add."""
+    """LISTENER-2: no ranges, no region_add."""
     _, _, as_ = machine()
     log: list = []
     as_.register_listener(Recorder(log, "L"))
@@ -105,7 +105,7 @@ def test_registration_on_an_empty_view_is_begin_and_commit():
 
 
 def test_registration_replays_only_to_the_new_listener():
-    """§7.1 rule 2: existing listeners see nothing."""
+    """LISTENER-2: existing listeners see nothing."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     old = listen(as_, "old")
@@ -114,7 +114,7 @@ def test_registration_replays_only_to_the_new_listener():
 
 
 def test_registration_replays_the_sections_flags():
-    """§7.2 section(fr): readonly/nonvolatile/unmergeable come from the FlatRange."""
+    """LISTENER-8: readonly/nonvolatile/unmergeable come from the FlatRange."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.rom("rom", 0x1000))
     root.add_subregion(0x4000, ms.ram("ram", 0x1000))
@@ -127,7 +127,7 @@ def test_registration_replays_the_sections_flags():
 
 
 def test_unregister_replays_region_del_for_every_range():
-    """§7.1 rule 3: begin, region_del per range in address order, commit."""
+    """LISTENER-3: begin, region_del per range in address order, commit."""
     ms, root, as_ = machine()
     root.add_subregion(0x8000, ms.mmio("b", 0x1000))
     root.add_subregion(0x1000, ms.mmio("a", 0x1000))
@@ -142,7 +142,7 @@ def test_unregister_replays_region_del_for_every_range():
 
 
 def test_unregistered_listener_hears_nothing_more():
-    """§7.1 rule 3: removal follows the teardown replay."""
+    """LISTENER-3: removal follows the teardown replay."""
     ms, root, as_ = machine()
     listener = listen(as_)
     as_.unregister_listener(listener)
@@ -151,11 +151,11 @@ def test_unregistered_listener_hears_nothing_more():
     assert listener.log == []
 
 
-# -- §7.2 topology change -------------------------------------------------------------------
+# -- topology change (LISTENER-4 to LISTENER-8) ---------------------------------------------
 
 
 def test_adding_a_region_is_begin_add_commit():
-    """§7.2: a new range is a region_add between begin and commit."""
+    """LISTENER-4: a new range is a region_add between begin and commit."""
     ms, root, as_ = machine()
     listener = listen(as_)
     root.add_subregion(0x1000, ms.mmio("a", 0x1000))
@@ -167,7 +167,7 @@ def test_adding_a_region_is_begin_add_commit():
 
 
 def test_unchanged_ranges_get_region_nop():
-    """§7.2: a range equal in old and new view is reported as region_nop."""
+    """LISTENER-4: a range equal in old and new view is reported as region_nop."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     listener = listen(as_)
@@ -181,7 +181,7 @@ def test_unchanged_ranges_get_region_nop():
 
 
 def test_all_deletions_come_before_any_addition():
-    """P19, §7.2: the deletion pass runs completely before the adding pass."""
+    """LISTENER-4: the deletion pass runs completely before the adding pass."""
     ms, root, as_ = machine()
     a = ms.mmio("a", 0x1000)
     c = ms.mmio("c", 0x1000)
@@ -204,7 +204,7 @@ def test_all_deletions_come_before_any_addition():
 
 
 def test_moved_range_is_del_then_add():
-    """§7.2: a changed range is del(old) + add(new), never a modification."""
+    """LISTENER-5: a changed range is del(old) + add(new), never a modification."""
     ms, root, as_ = machine()
     a = ms.mmio("a", 0x1000)
     root.add_subregion(0x1000, a)
@@ -219,7 +219,7 @@ def test_moved_range_is_del_then_add():
 
 
 def test_resized_range_at_the_same_start_is_del_then_add():
-    """§7.2: same start, different size -> not flatrange_equal -> del + add."""
+    """LISTENER-5: same start, different size -> not flatrange_equal -> del + add."""
     ms, root, as_ = machine()
     a = ms.mmio("a", 0x1000)
     root.add_subregion(0x1000, a)
@@ -234,7 +234,7 @@ def test_resized_range_at_the_same_start_is_del_then_add():
 
 
 def test_alias_offset_change_is_del_then_add():
-    """§3.1 flatrange_equal includes offset_in_region."""
+    """LISTENER-5: range identity includes offset_in_region."""
     ms, root, as_ = machine()
     window = ms.alias("window", ms.ram("ram", 0x4000), 0x0, 0x1000)
     root.add_subregion(0x1000, window)
@@ -249,7 +249,7 @@ def test_alias_offset_change_is_del_then_add():
 
 
 def test_diffs_are_on_merged_ranges():
-    """§7.2, §3.6: a small region mapped into the middle of a big RAM range splits it:
+    """LISTENER-6: a small region mapped into the middle of a big RAM range splits it:
     del(big), add(left), add(small), add(right)."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.ram("big", 0x3000))
@@ -266,7 +266,7 @@ def test_diffs_are_on_merged_ranges():
 
 
 def test_removing_the_small_region_merges_the_big_range_again():
-    """§7.2, §3.6: del(left), del(small), del(right), then add(big) as one range."""
+    """LISTENER-6: del(left), del(small), del(right), then add(big) as one range."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.ram("big", 0x3000))
     small = ms.mmio("small", 0x1000)
@@ -284,7 +284,7 @@ def test_removing_the_small_region_merges_the_big_range_again():
 
 
 def test_adjacent_aliases_are_reported_as_one_merged_range():
-    """§3.6: listeners only ever see merged ranges."""
+    """LISTENER-6, RENDER-12: listeners only ever see merged ranges."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x2000)
     listener = listen(as_)
@@ -299,7 +299,7 @@ def test_adjacent_aliases_are_reported_as_one_merged_range():
 
 
 def test_commit_order_across_address_spaces():
-    """§7.2 observable sequence: begin on every listener (global list), then per AS in
+    """LISTENER-4: begin on every listener (global list), then per AS in
     creation order its dels and nops/adds, then commit on every listener."""
     ms = MemorySystem()
     sys_root = ms.container("system", TWO64)
@@ -326,7 +326,7 @@ def test_commit_order_across_address_spaces():
 
 
 def test_untouched_address_space_gets_region_nop_for_each_range():
-    """§7.2: any dirty commit rebuilds every view; an unchanged AS sees begin, nops, commit."""
+    """LISTENER-7: a dirty commit rebuilds every view; an unchanged AS sees begin, nops, commit."""
     ms, root, _ = machine()
     io_root = ms.container("io", 0x10000)
     io_root.add_subregion(0x60, ms.mmio("data", 0x1))
@@ -343,7 +343,7 @@ def test_untouched_address_space_gets_region_nop_for_each_range():
 
 
 def test_change_to_a_region_outside_every_address_space_still_commits():
-    """§2.3 'marks dirty is coarse': reachability is not checked; listeners see nops."""
+    """TREE-9 (the mark is coarse): reachability is not checked; listeners see nops."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     listener = listen(as_)
@@ -368,7 +368,7 @@ def two_listeners():
 
 
 def test_region_add_goes_to_listeners_in_ascending_priority():
-    """P19, §7.1 rule 1: forward = ascending priority, for begin/add/commit."""
+    """LISTENER-1: forward = ascending priority, for begin/add/commit."""
     ms, root, _, log = two_listeners()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     assert log == [
@@ -382,7 +382,7 @@ def test_region_add_goes_to_listeners_in_ascending_priority():
 
 
 def test_region_del_goes_to_listeners_in_descending_priority():
-    """P19: region_del is called in reverse order."""
+    """LISTENER-1: region_del is called in reverse order."""
     ms, root, _, log = two_listeners()
     a = ms.mmio("a", 0x1000)
     root.add_subregion(0x0, a)
@@ -399,7 +399,7 @@ def test_region_del_goes_to_listeners_in_descending_priority():
 
 
 def test_region_nop_goes_to_listeners_in_ascending_priority():
-    """P19: region_nop is forward."""
+    """LISTENER-1: region_nop is forward."""
     ms, root, _, log = two_listeners()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     log.clear()
@@ -415,7 +415,7 @@ def test_region_nop_goes_to_listeners_in_ascending_priority():
 
 
 def test_equal_priority_listeners_are_called_in_registration_order():
-    """§7.1 rule 1: a new listener goes after existing ones of equal priority."""
+    """LISTENER-1: a new listener goes after existing ones of equal priority."""
     ms, root, as_ = machine()
     log: list = []
     listen(as_, "first", log=log)
@@ -425,7 +425,7 @@ def test_equal_priority_listeners_are_called_in_registration_order():
 
 
 def test_begin_and_commit_follow_the_global_priority_order_across_address_spaces():
-    """§2.4 rule 3: begin/commit go to all listeners in ascending priority, whatever AS."""
+    """LISTENER-4: begin/commit go to all listeners in ascending priority, whatever AS."""
     ms, root, memory = machine()
     io = ms.address_space("I/O", ms.container("io", 0x10000))
     log: list = []
@@ -437,11 +437,11 @@ def test_begin_and_commit_follow_the_global_priority_order_across_address_spaces
     assert [entry[0] for entry in log if entry[1] == "commit"] == ["io-p1", "mem-p3", "mem-p5"]
 
 
-# -- P29: what marks the topology dirty -------------------------------------------------------
+# -- what marks the topology dirty (TREE-8, TREE-9) -------------------------------------------
 
 
 def test_commit_that_changed_nothing_calls_no_listener():
-    """§2.4 rule 3: without the dirty flag there is no begin/commit at all."""
+    """TXN-4: without the dirty flag there is no begin/commit at all."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     listener = listen(as_)
@@ -453,7 +453,7 @@ def test_commit_that_changed_nothing_calls_no_listener():
 
 
 def test_setters_with_unchanged_values_call_no_listener():
-    """§2.3: every setter is a no-op when the value is unchanged."""
+    """TREE-8: every setter is a no-op when the value is unchanged."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     window = ms.alias("window", ram, 0x100, 0x100)
@@ -472,7 +472,7 @@ def test_setters_with_unchanged_values_call_no_listener():
 
 
 def test_adding_a_disabled_subregion_calls_no_listener():
-    """P29, §2.1 rule 5: dirty only if container.enabled and sub.enabled."""
+    """TREE-9: dirty only if container.enabled and sub.enabled."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     listener = listen(as_)
@@ -484,7 +484,7 @@ def test_adding_a_disabled_subregion_calls_no_listener():
 
 
 def test_adding_into_a_disabled_container_calls_no_listener():
-    """P29, §2.1 rule 5."""
+    """TREE-9."""
     ms, root, as_ = machine()
     box = ms.container("box", 0x1000)
     box.set_enabled(False)
@@ -496,7 +496,7 @@ def test_adding_into_a_disabled_container_calls_no_listener():
 
 
 def test_removing_a_disabled_subregion_calls_no_listener():
-    """P29, §2.2 rule 3."""
+    """TREE-9."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     off = ms.mmio("off", 0x1000)
@@ -508,7 +508,7 @@ def test_removing_a_disabled_subregion_calls_no_listener():
 
 
 def test_moving_a_disabled_subregion_calls_no_listener():
-    """P29, §2.3 set_address: dirty via del/add, which skip disabled regions."""
+    """TREE-9, TREE-7: set_address is dirty via del/add, which skip disabled regions."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     off = ms.mmio("off", 0x1000)
@@ -520,7 +520,7 @@ def test_moving_a_disabled_subregion_calls_no_listener():
 
 
 def test_flag_change_on_a_disabled_region_calls_no_listener():
-    """§2.3: set_readonly/set_alias_offset mark dirty only if the region is enabled."""
+    """TREE-9: set_readonly/set_alias_offset mark dirty only if the region is enabled."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     window = ms.alias("window", ms.ram("ram", 0x4000), 0x0, 0x1000)
@@ -533,7 +533,7 @@ def test_flag_change_on_a_disabled_region_calls_no_listener():
 
 
 def test_set_enabled_always_commits_even_in_a_disabled_container():
-    """P29: set_enabled marks dirty unconditionally; the view is unchanged, so only nops."""
+    """TREE-9: set_enabled marks dirty unconditionally; the view is unchanged, so only nops."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     box = ms.container("box", 0x1000)
@@ -551,7 +551,7 @@ def test_set_enabled_always_commits_even_in_a_disabled_container():
 
 
 def test_set_size_always_commits_even_for_an_unmapped_region():
-    """§1.3 rule 3, P29: set_size marks dirty unconditionally."""
+    """REGION-2, TREE-9: set_size marks dirty unconditionally."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     listener = listen(as_)
@@ -567,7 +567,7 @@ def test_set_size_always_commits_even_for_an_unmapped_region():
 
 
 def test_enabling_a_disabled_subregion_adds_its_range():
-    """P29 follow-up: the deferred change shows up when the region is enabled."""
+    """TREE-9: the deferred change shows up when the region is enabled."""
     ms, root, as_ = machine()
     sub = ms.mmio("sub", 0x1000)
     sub.set_enabled(False)
@@ -581,11 +581,11 @@ def test_enabling_a_disabled_subregion_adds_its_range():
     ]
 
 
-# -- P30: attribute changes are range replacements ----------------------------------------
+# -- attribute changes are range replacements (LISTENER-5) --------------------------------
 
 
 def test_romd_toggle_is_region_del_then_region_add():
-    """P30, §6 rule 7: romd_mode is part of FlatRange equality."""
+    """LISTENER-5, ROM-3: romd_mode is part of FlatRange equality."""
     ms, root, as_ = machine()
     flash = ms.romd("flash", 0x1000, ops=MemoryRegionOps())
     root.add_subregion(0x1000, flash)
@@ -600,7 +600,7 @@ def test_romd_toggle_is_region_del_then_region_add():
 
 
 def test_readonly_change_is_region_del_then_region_add():
-    """P30: readonly is part of FlatRange equality; the new section carries the new flag."""
+    """LISTENER-5: readonly is part of FlatRange equality; the new section carries the new flag."""
     ms, root, as_ = machine()
     box = ms.container("box", 0x2000)
     box.add_subregion(0x0, ms.ram("ram", 0x1000))
@@ -621,7 +621,7 @@ def test_readonly_change_is_region_del_then_region_add():
 
 
 def test_nonvolatile_change_is_region_del_then_region_add():
-    """P30."""
+    """LISTENER-5."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     root.add_subregion(0x4000, ram)
@@ -635,7 +635,7 @@ def test_nonvolatile_change_is_region_del_then_region_add():
 
 
 def test_unmergeable_change_is_region_del_then_region_add():
-    """P30."""
+    """LISTENER-5."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     root.add_subregion(0x4000, ram)

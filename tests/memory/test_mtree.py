@@ -1,4 +1,7 @@
-"""SPEC §4: the text of `info mtree` (tree) and `info mtree -f` (flat), line for line."""
+"""The text of `info mtree` (tree) and `info mtree -f` (flat), line for line.
+
+The rules are MTREE-1 to MTREE-10 of docs/memory-rules.md.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ TWO64 = 1 << 64
 
 
 def test_tree_lines_use_16_hex_digits_inclusive_end_and_signed_priority():
-    """§4.1/§4.2: `START-END (prio P, TYPE): NAME`, END = start + size - 1."""
+    """MTREE-1: `START-END (prio P, TYPE): NAME`, END = start + size - 1."""
     ms = MemorySystem()
     root = ms.container("system", TWO64)
     root.add_subregion(0x1000, ms.ram("ram", 0x1000), priority=-3)
@@ -22,7 +25,7 @@ def test_tree_lines_use_16_hex_digits_inclusive_end_and_signed_priority():
 
 
 def test_type_strings_follow_qemu_7_2():
-    """P24: i/o for containers and MMIO, ram, rom, romd (in ROMD mode only); an alias shows its
+    """MTREE-2: i/o for containers and MMIO, ram, rom, romd (in ROMD mode only); an alias shows its
     target's type."""
     ms = MemorySystem()
     root = ms.container("system", TWO64)
@@ -45,7 +48,7 @@ def test_type_strings_follow_qemu_7_2():
 
 
 def test_children_print_by_address_then_priority_not_in_render_order():
-    """P22: sorted by addr, then priority descending, then list order (newest first)."""
+    """MTREE-3: sorted by addr, then priority descending, then list order (newest first)."""
     ms = MemorySystem()
     root = ms.container("system", 0x100)
     root.add_subregion(0x20, ms.mmio("late", 0x10), priority=5)
@@ -59,7 +62,7 @@ def test_children_print_by_address_then_priority_not_in_render_order():
 
 
 def test_disabled_regions_are_hidden_without_d_but_their_children_print():
-    """§4.2: a disabled region's line needs -D; its enabled children print either way, at their
+    """MTREE-4: a disabled region's line needs -D; its enabled children print either way, at their
     own indentation."""
     ms = MemorySystem()
     root = ms.container("system", 0x1000)
@@ -78,7 +81,7 @@ def test_disabled_regions_are_hidden_without_d_but_their_children_print():
 
 
 def test_alias_line_shows_the_window_in_target_coordinates_and_queues_the_target():
-    """§4.2: `alias NAME @TARGET OFF-OFFEND`; targets print afterwards as memory-region
+    """MTREE-5: `alias NAME @TARGET OFF-OFFEND`; targets print afterwards as memory-region
     sections, at their own addr, even for disabled aliases."""
     ms = MemorySystem()
     root = ms.container("system", TWO64)
@@ -102,7 +105,7 @@ def test_alias_line_shows_the_window_in_target_coordinates_and_queues_the_target
 
 
 def test_alias_targets_found_inside_sections_are_printed_too_each_once():
-    """§4.2: the queue grows while it is printed; each target is printed once."""
+    """MTREE-5: the queue grows while it is printed; each target is printed once."""
     ms = MemorySystem()
     ram = ms.ram("ram", 0x100)
     inner = ms.container("inner", 0x100)
@@ -116,7 +119,7 @@ def test_alias_targets_found_inside_sections_are_printed_too_each_once():
 
 
 def test_address_spaces_sharing_a_root_print_once_with_names_sorted_bytewise():
-    """§4.2 [ver] 7.2: one group per root object, `address-space:` lines sorted by strcmp."""
+    """MTREE-6 (QEMU 7.2): one group per root object, `address-space:` lines sorted by strcmp."""
     ms = MemorySystem()
     root = ms.container("system", 0x10)
     for name in ("memory", "cpu-memory-0", "SMM"):
@@ -129,7 +132,7 @@ def test_address_spaces_sharing_a_root_print_once_with_names_sorted_bytewise():
 
 
 def test_zero_and_one_byte_regions_both_print_start_start():
-    """§4.1 MR_SIZE: size 0 prints like size 1."""
+    """MTREE-1 (MR_SIZE): size 0 prints like size 1."""
     ms = MemorySystem()
     root = ms.container("io", 0x10000)
     root.add_subregion(0x60, ms.mmio("i8042-data", 1))
@@ -141,7 +144,7 @@ def test_zero_and_one_byte_regions_both_print_start_start():
 
 
 def test_overflow_marker_precedes_the_indentation():
-    """P18: `[DETECTED OVERFLOW!] ` when start + size - 1 wraps past 2**64."""
+    """MTREE-7: `[DETECTED OVERFLOW!] ` when start + size - 1 wraps past 2**64."""
     ms = MemorySystem()
     root = ms.container("system", TWO64)
     root.add_subregion(0xFFFF_FFFF_FFFF_F000, ms.mmio("wraps", 0x2000))
@@ -152,7 +155,7 @@ def test_overflow_marker_precedes_the_indentation():
 
 
 def test_overflow_marker_of_a_hidden_region_lands_on_what_is_printed_next():
-    """§4.2: printed even when the region's own line is suppressed, so it prefixes whatever QEMU
+    """MTREE-7: printed even when the region's own line is suppressed, so it prefixes whatever QEMU
     prints next: here the blank line that ends the address space."""
     ms = MemorySystem()
     root = ms.container("system", TWO64)
@@ -166,7 +169,7 @@ def test_overflow_marker_of_a_hidden_region_lands_on_what_is_printed_next():
 
 
 def test_nonvolatile_prints_nv_prefix_in_tree_and_in_flat_view_through_an_alias():
-    """§4.1: `nv-` comes from the region in tree mode and from the range in flat mode."""
+    """MTREE-8: `nv-` comes from the region in tree mode and from the range in flat mode."""
     ms = MemorySystem()
     root = ms.container("system", TWO64)
     mem = ms.ram("mem1", 0x1000)
@@ -180,7 +183,7 @@ def test_nonvolatile_prints_nv_prefix_in_tree_and_in_flat_view_through_an_alias(
 
 
 def test_flat_view_shows_terminal_region_offset_and_rom_for_readonly_ranges():
-    """P23: name and priority of the region that supplies the bytes, `@offset` only when not 0,
+    """MTREE-9: name and priority of the region that supplies the bytes, `@offset` only when not 0,
     `rom` for any range with the inherited readonly flag."""
     ms = MemorySystem()
     root = ms.container("system", TWO64)
@@ -201,8 +204,9 @@ def test_flat_view_shows_terminal_region_offset_and_rom_for_readonly_ranges():
 
 
 def test_flat_views_group_address_spaces_and_name_the_flatview_root():
-    """§4.3, P21: ASes sharing a view are listed together (creation order); the root line names
-    the region rendered, which may be below the AS root; an alias root adds `, alias X`."""
+    """MTREE-10, RENDER-9: ASes sharing a view are listed together (creation order); the root
+    line names the region rendered, which may be below the AS root; an alias root adds
+    `, alias X`."""
     ms = MemorySystem()
     system = ms.container("system", TWO64)
     system.add_subregion(0, ms.ram("ram", 0x1000))
@@ -218,7 +222,7 @@ def test_flat_views_group_address_spaces_and_name_the_flatview_root():
 
 
 def test_an_empty_view_says_no_rendered_flatview():
-    """§4.3: `Root memory region: (none)` and `No rendered FlatView`."""
+    """MTREE-10: `Root memory region: (none)` and `No rendered FlatView`."""
     ms = MemorySystem()
     bm = ms.container("bus master container", TWO64)
     alias = ms.alias("bus master", ms.container("system", TWO64), 0, TWO64)

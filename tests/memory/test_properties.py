@@ -1,7 +1,7 @@
 """Property tests: random region trees and accesses against the simple reference model.
 
 A hypothesis state machine builds and reshapes a tree through the public API of
-``mmiobus.server`` and, in parallel, through ``support.reference`` (which resolves every byte
+``mmiobus.memory`` and, in parallel, through ``support.reference`` (which resolves every byte
 by walking the tree). After every step both must agree on every flat range of every address
 space, and every access must agree on the bytes, the MemTxResult and the device calls made.
 
@@ -156,8 +156,8 @@ class TreeMachine(RuleBasedStateMachine):
     def _pinned(self, ref: RefRegion) -> bool:
         # QEMU re-renders only when a change marks the topology dirty; moving a region that an
         # address space renders from (its flat-view root) inside a disabled container, or
-        # while unmapped, leaves that view stale (SPEC P29, §2.3). The reference always
-        # renders afresh, so such moves are left to the unit tests.
+        # while unmapped, leaves that view stale (docs/memory-rules.md, TREE-9). The reference
+        # always renders afresh, so such moves are left to the unit tests.
         return any(self.ref.flatview_root(root) is ref for _, root in self.spaces)
 
     @rule(
@@ -336,7 +336,7 @@ test_random_trees_match_reference = TreeMachine.TestCase
 
 
 def test_reference_model_resolves_alias_and_priority():
-    """The reference itself on SPEC §3.5 E2: two aliases onto halves of one RAM."""
+    """The reference itself on RENDER-5: two aliases onto halves of one RAM."""
     ref = RefSystem()
     root = RefRegion("root", "container", TWO64)
     ram = RefRegion("ram", "ram", 0x10, data=bytearray(0x10))

@@ -1,7 +1,7 @@
-"""The region tree and its mutators: SPEC-memory §1 (data model) and §2 (mutation API,
-transactions), pitfalls P1-P4, P20, plus ``MemorySystem.atomic()``.
+"""The region tree and its mutators: sizes, priorities, mapping, moving, flags and
+transactions (docs/memory-rules.md: REGION, TREE and TXN rules), plus ``MemorySystem.atomic()``.
 
-Expected flat views are worked out from the SPEC's rules, not captured from the model.
+Expected flat views are worked out from those rules, not captured from the model.
 """
 
 from __future__ import annotations
@@ -59,31 +59,31 @@ class Boom(Exception):
     pass
 
 
-# -- §1.3 sizes -------------------------------------------------------------------------------
+# -- sizes (REGION-1 to REGION-3) -------------------------------------------------------------
 
 
 def test_size_uint64_max_means_two_to_the_64():
-    """§1.3 rule 1, P4: UINT64_MAX is stored as 2**64."""
+    """REGION-1: UINT64_MAX is stored as 2**64."""
     ms = MemorySystem()
     assert ms.container("c", MASK64).size == TWO64
     assert ms.mmio("m", MASK64).size == TWO64
 
 
 def test_size_two_to_the_64_is_stored_as_given():
-    """§1.3 rule 1: every value other than UINT64_MAX is stored as-is."""
+    """REGION-1: every value other than UINT64_MAX is stored as-is."""
     ms = MemorySystem()
     assert ms.container("c", TWO64).size == TWO64
 
 
 def test_size_zero_is_legal():
-    """§1.3 rule 5."""
+    """REGION-3."""
     ms = MemorySystem()
     assert ms.container("c", 0).size == 0
     assert ms.ram("r", 0).size == 0
 
 
 def test_size_uint64_max_region_covers_the_last_byte():
-    """§1.3 rule 1: a UINT64_MAX-sized region spans all of [0, 2**64), last byte included."""
+    """REGION-1: a UINT64_MAX-sized region spans all of [0, 2**64), last byte included."""
     ms, root, as_ = machine()
     root.add_subregion(0, ms.mmio("whole", MASK64))
     assert ranges(as_) == [(0, TWO64, "whole", 0)]
@@ -91,7 +91,7 @@ def test_size_uint64_max_region_covers_the_last_byte():
 
 @pytest.mark.parametrize("size", [-1, TWO64 + 1, 1 << 65])
 def test_size_outside_zero_to_two_to_the_64_raises(size):
-    """§1.3: sizes are i128 in [0, 2**64]; anything else is an invalid argument."""
+    """REGION-1: sizes are i128 in [0, 2**64]; anything else is an invalid argument."""
     ms = MemorySystem()
     with pytest.raises(InvalidArgumentError):
         ms.container("c", size)
@@ -103,14 +103,14 @@ def test_size_outside_zero_to_two_to_the_64_raises(size):
 
 @pytest.mark.parametrize("size", [1.5, True, "16", None])
 def test_size_must_be_an_integer(size):
-    """§1.3 (our API): a non-integer size is an invalid argument, not a crash."""
+    """REGION-1 (ours): a non-integer size is an invalid argument, not a crash."""
     ms = MemorySystem()
     with pytest.raises(InvalidArgumentError):
         ms.container("c", size)
 
 
 def test_set_size_converts_uint64_max_to_two_to_the_64():
-    """§1.3 rule 3: set_size applies the same conversion as the constructor."""
+    """REGION-2: set_size applies the same conversion as the constructor."""
     ms = MemorySystem()
     mr = ms.mmio("m", 0x1000)
     mr.set_size(MASK64)
@@ -119,7 +119,7 @@ def test_set_size_converts_uint64_max_to_two_to_the_64():
 
 @pytest.mark.parametrize("size", [-1, TWO64 + 1])
 def test_set_size_out_of_range_raises_and_keeps_size(size):
-    """§1.3: an invalid new size is rejected and the region is unchanged."""
+    """REGION-2: an invalid new size is rejected and the region is unchanged."""
     ms = MemorySystem()
     mr = ms.mmio("m", 0x1000)
     with pytest.raises(InvalidArgumentError):
@@ -128,7 +128,7 @@ def test_set_size_out_of_range_raises_and_keeps_size(size):
 
 
 def test_set_size_to_converted_equal_value_is_a_no_op():
-    """§1.3 rule 3: set_size(UINT64_MAX) on a 2**64 region changes nothing, so no commit."""
+    """REGION-2: set_size(UINT64_MAX) on a 2**64 region changes nothing, so no commit."""
     ms, root, as_ = machine()
     mr = ms.mmio("m", TWO64)
     root.add_subregion(0, mr)
@@ -138,7 +138,7 @@ def test_set_size_to_converted_equal_value_is_a_no_op():
 
 
 def test_set_size_grows_and_shrinks_the_rendered_span():
-    """§1.3 rule 4: size clips what the region renders."""
+    """RENDER-6: size clips what the region renders."""
     ms, root, as_ = machine()
     mr = ms.mmio("m", 0x1000)
     root.add_subregion(0x4000, mr)
@@ -148,11 +148,11 @@ def test_set_size_grows_and_shrinks_the_rendered_span():
     assert ranges(as_) == [(0x4000, 0x4800, "m", 0)]
 
 
-# -- §2.1 add_subregion ---------------------------------------------------------------------
+# -- add_subregion (TREE-1 to TREE-4) -------------------------------------------------------
 
 
 def test_equal_priority_newest_sibling_wins():
-    """P1, §2.1 rule 4: among equal priorities the most recently added is visible."""
+    """TREE-1: among equal priorities the most recently added is visible."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("x", 0x2000))
     root.add_subregion(0x1000, ms.mmio("y", 0x2000))
@@ -160,7 +160,7 @@ def test_equal_priority_newest_sibling_wins():
 
 
 def test_higher_priority_wins_regardless_of_insertion_order():
-    """R1, §2.1 rule 4: the list is sorted by descending priority."""
+    """TREE-1: the list is sorted by descending priority."""
     ms, root, as_ = machine()
     root.add_subregion(0x1000, ms.mmio("high", 0x2000), priority=1)
     root.add_subregion(0x0, ms.mmio("low", 0x2000), priority=0)
@@ -168,7 +168,7 @@ def test_higher_priority_wins_regardless_of_insertion_order():
 
 
 def test_negative_priority_loses_to_default_priority():
-    """§1.1: priority is a signed int32."""
+    """REGION-4: priority is a signed int32."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("default", 0x1000))
     root.add_subregion(0x0, ms.mmio("negative", 0x2000), priority=-1)
@@ -176,7 +176,7 @@ def test_negative_priority_loses_to_default_priority():
 
 
 def test_subregion_list_is_priority_descending_newest_first():
-    """§2.1 rule 4: insert before the first sibling whose priority is <= the new one."""
+    """TREE-1: insert before the first sibling whose priority is <= the new one."""
     ms = MemorySystem()
     c = ms.container("c", 0x1000)
     for name, prio in [("a", 0), ("b", 1), ("c0", 0), ("d", 1), ("e", -1)]:
@@ -185,7 +185,7 @@ def test_subregion_list_is_priority_descending_newest_first():
 
 
 def test_add_subregion_sets_container_addr_and_priority():
-    """§2.1 rule 3."""
+    """TREE-4: mapping records the container and the offset."""
     ms = MemorySystem()
     c = ms.container("c", 0x10000)
     sub = ms.mmio("s", 0x100)
@@ -194,7 +194,7 @@ def test_add_subregion_sets_container_addr_and_priority():
 
 
 def test_add_subregion_without_priority_resets_it_to_zero():
-    """P3 (our API: explicit priority, default 0): a previous priority is not remembered."""
+    """TREE-3 (ours: explicit priority, default 0): a previous priority is not remembered."""
     ms, root, as_ = machine()
     sub = ms.mmio("sub", 0x1000)
     root.add_subregion(0x0, sub, priority=5)
@@ -206,18 +206,18 @@ def test_add_subregion_without_priority_resets_it_to_zero():
 
 
 def test_overlapping_subregions_are_accepted_without_error():
-    """§2.1 rule 1: there is no overlap detection."""
+    """TREE-2: there is no overlap detection."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
     root.add_subregion(0x0, ms.mmio("b", 0x1000))
     assert ranges(as_) == [(0x0, 0x1000, "b", 0)]
 
 
-# -- §2.2 del_subregion ---------------------------------------------------------------------
+# -- del_subregion (TREE-6) -----------------------------------------------------------------
 
 
 def test_del_subregion_unmaps_the_region():
-    """§2.2 rule 2."""
+    """TREE-6."""
     ms, root, as_ = machine()
     sub = ms.mmio("sub", 0x1000)
     root.add_subregion(0x2000, sub)
@@ -227,7 +227,7 @@ def test_del_subregion_unmaps_the_region():
 
 
 def test_del_subregion_keeps_addr_and_priority():
-    """§2.2 rule 4."""
+    """TREE-6."""
     ms = MemorySystem()
     c = ms.container("c", 0x10000)
     sub = ms.mmio("s", 0x100)
@@ -237,7 +237,7 @@ def test_del_subregion_keeps_addr_and_priority():
 
 
 def test_del_subregion_reveals_the_sibling_below():
-    """R1: removing the winner of an overlap shows the next region in list order."""
+    """RENDER-1: removing the winner of an overlap shows the next region in list order."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("low", 0x2000))
     high = ms.mmio("high", 0x1000)
@@ -246,11 +246,11 @@ def test_del_subregion_reveals_the_sibling_below():
     assert ranges(as_) == [(0x0, 0x2000, "low", 0)]
 
 
-# -- §2.3 setters -----------------------------------------------------------------------------
+# -- setters (TREE-7 to TREE-10) --------------------------------------------------------------
 
 
 def test_set_address_to_same_value_is_a_no_op():
-    """E3: set_address(X, X.addr) does not re-insert X, so Y still wins the overlap."""
+    """TREE-7: set_address(X, X.addr) does not re-insert X, so Y still wins the overlap."""
     ms, root, as_ = machine()
     x = ms.mmio("x", 0x2000)
     root.add_subregion(0x0, x)
@@ -260,7 +260,7 @@ def test_set_address_to_same_value_is_a_no_op():
 
 
 def test_set_address_reinserts_first_among_equal_priority():
-    """P2, E3: a moved region becomes the newest of its priority and wins overlaps."""
+    """TREE-7: a moved region becomes the newest of its priority and wins overlaps."""
     ms, root, as_ = machine()
     x = ms.mmio("x", 0x2000)
     root.add_subregion(0x0, x)
@@ -270,7 +270,7 @@ def test_set_address_reinserts_first_among_equal_priority():
 
 
 def test_set_address_keeps_the_priority():
-    """§2.3: the re-insertion uses the same priority, not 0."""
+    """TREE-7: the re-insertion uses the same priority, not 0."""
     ms, root, as_ = machine()
     x = ms.mmio("x", 0x1000)
     root.add_subregion(0x0, x, priority=-1)
@@ -281,7 +281,7 @@ def test_set_address_keeps_the_priority():
 
 
 def test_set_address_of_an_unmapped_region_only_changes_the_field():
-    """§2.3: without a container only ``addr`` changes."""
+    """TREE-7: without a container only ``addr`` changes."""
     ms = MemorySystem()
     mr = ms.mmio("m", 0x100)
     mr.set_address(0x4000)
@@ -289,7 +289,7 @@ def test_set_address_of_an_unmapped_region_only_changes_the_field():
 
 
 def test_set_priority_reinserts_first_among_the_new_priority():
-    """Our addition: set_priority behaves like a move, newest among its new priority."""
+    """TREE-7 (ours): set_priority behaves like a move, newest among its new priority."""
     ms, root, as_ = machine()
     x = ms.mmio("x", 0x2000)
     root.add_subregion(0x0, x, priority=0)
@@ -300,7 +300,7 @@ def test_set_priority_reinserts_first_among_the_new_priority():
 
 
 def test_set_priority_to_same_value_is_a_no_op():
-    """Our addition: like set_address, an unchanged priority does not re-insert."""
+    """TREE-7 (ours): like set_address, an unchanged priority does not re-insert."""
     ms, root, as_ = machine()
     x = ms.mmio("x", 0x2000)
     root.add_subregion(0x0, x)
@@ -310,7 +310,7 @@ def test_set_priority_to_same_value_is_a_no_op():
 
 
 def test_set_priority_lower_lets_the_sibling_win():
-    """R1 after set_priority."""
+    """RENDER-1 after set_priority."""
     ms, root, as_ = machine()
     x = ms.mmio("x", 0x1000)
     root.add_subregion(0x0, x, priority=1)
@@ -329,7 +329,7 @@ def test_set_priority_keeps_the_address():
 
 
 def test_set_enabled_false_hides_the_region_and_true_shows_it():
-    """§1.4, R2."""
+    """RENDER-2."""
     ms, root, as_ = machine()
     mr = ms.mmio("m", 0x1000)
     root.add_subregion(0x1000, mr)
@@ -340,7 +340,7 @@ def test_set_enabled_false_hides_the_region_and_true_shows_it():
 
 
 def test_reenabling_does_not_change_precedence():
-    """§2.3: set_enabled only flips the flag; the list position (and so P1 order) is kept."""
+    """TREE-8: set_enabled only flips the flag; the list position (and so TREE-1 order) is kept."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("x", 0x2000))
     y = ms.mmio("y", 0x2000)
@@ -352,7 +352,7 @@ def test_reenabling_does_not_change_precedence():
 
 
 def test_set_alias_offset_slides_the_window():
-    """§2.3 set_alias_offset, R5."""
+    """RENDER-5."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x10000)
     window = ms.alias("window", ram, 0x0, 0x1000)
@@ -363,7 +363,7 @@ def test_set_alias_offset_slides_the_window():
 
 
 def test_set_alias_offset_on_a_non_alias_raises():
-    """§2.3: QEMU asserts mr.alias; we raise."""
+    """TREE-10: QEMU asserts mr.alias; we raise."""
     ms = MemorySystem()
     with pytest.raises(InvalidArgumentError):
         ms.ram("ram", 0x1000).set_alias_offset(0x10)
@@ -379,7 +379,7 @@ def test_set_alias_offset_out_of_u64_range_raises(offset):
 
 
 def test_set_readonly_on_a_container_flags_the_ranges_below():
-    """§1.4: readonly is OR-ed down the path into the FlatRanges."""
+    """RENDER-8: readonly is OR-ed down the path into the FlatRanges."""
     ms, root, as_ = machine()
     board = ms.container("board", 0x10000)
     board.add_subregion(0x0, ms.ram("ram", 0x1000))
@@ -391,7 +391,7 @@ def test_set_readonly_on_a_container_flags_the_ranges_below():
 
 
 def test_set_readonly_on_a_ram_leaf_makes_writes_fail():
-    """§1.6 is_rom, P10: a readonly RAM leaf drops writes with MEMTX_DECODE_ERROR."""
+    """REGION-8, ROM-1: a readonly RAM leaf drops writes with MEMTX_DECODE_ERROR."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000, data=b"\x11")
     root.add_subregion(0x1000, ram)
@@ -401,7 +401,7 @@ def test_set_readonly_on_a_ram_leaf_makes_writes_fail():
 
 
 def test_set_nonvolatile_flags_the_ranges_below():
-    """§1.4: nonvolatile propagates like readonly."""
+    """RENDER-8: nonvolatile propagates like readonly."""
     ms, root, as_ = machine()
     board = ms.container("board", 0x10000)
     board.add_subregion(0x0, ms.ram("ram", 0x1000))
@@ -411,7 +411,7 @@ def test_set_nonvolatile_flags_the_ranges_below():
 
 
 def test_set_romd_false_sends_reads_to_the_ops():
-    """§1.4 romd_mode, §6 rule 7: out of ROMD mode reads go to ops.read."""
+    """ROM-3: out of ROMD mode reads go to ops.read."""
     ms, root, as_ = machine()
     ops = MemoryRegionOps(read=lambda offset, size, attrs: 0x5A)
     flash = ms.romd("flash", 0x1000, ops=ops, data=b"\x11")
@@ -435,7 +435,7 @@ def test_set_romd_on_a_non_rom_device_raises():
 
 
 def test_mapping_a_region_twice_in_one_container_raises_region_in_use():
-    """§2.1 rule 2: a region has at most one container."""
+    """TREE-4: a region has at most one container."""
     ms = MemorySystem()
     c = ms.container("c", 0x10000)
     sub = ms.mmio("s", 0x100)
@@ -446,7 +446,7 @@ def test_mapping_a_region_twice_in_one_container_raises_region_in_use():
 
 
 def test_mapping_a_region_in_a_second_container_raises_region_in_use():
-    """§2.1 rule 2: use an alias to map a region elsewhere."""
+    """TREE-4: use an alias to map a region elsewhere."""
     ms = MemorySystem()
     first, second = ms.container("first", 0x10000), ms.container("second", 0x10000)
     sub = ms.mmio("s", 0x100)
@@ -458,14 +458,14 @@ def test_mapping_a_region_in_a_second_container_raises_region_in_use():
 
 
 def test_removing_a_region_that_was_never_mapped_raises_not_mapped():
-    """§2.2 rule 1."""
+    """TREE-6."""
     ms = MemorySystem()
     with pytest.raises(NotMappedError):
         ms.container("c", 0x1000).del_subregion(ms.mmio("s", 0x10))
 
 
 def test_removing_a_region_from_the_wrong_container_raises_not_mapped():
-    """§2.2 rule 1: sub.container must be the container it is removed from."""
+    """TREE-6: sub.container must be the container it is removed from."""
     ms = MemorySystem()
     first, second = ms.container("first", 0x10000), ms.container("second", 0x10000)
     sub = ms.mmio("s", 0x100)
@@ -476,7 +476,7 @@ def test_removing_a_region_from_the_wrong_container_raises_not_mapped():
 
 
 def test_mapping_a_region_inside_itself_raises_cycle():
-    """§2.1 rule 6 (our API): cycles are rejected."""
+    """TREE-5 (ours): cycles are rejected."""
     ms = MemorySystem()
     c = ms.container("c", 0x1000)
     with pytest.raises(CycleError):
@@ -485,7 +485,7 @@ def test_mapping_a_region_inside_itself_raises_cycle():
 
 
 def test_mapping_an_ancestor_under_its_descendant_raises_cycle():
-    """§2.1 rule 6: a loop through subregions."""
+    """TREE-5: a loop through subregions."""
     ms = MemorySystem()
     top, mid, leaf = (ms.container(n, 0x1000) for n in ("top", "mid", "leaf"))
     top.add_subregion(0x0, mid)
@@ -497,7 +497,7 @@ def test_mapping_an_ancestor_under_its_descendant_raises_cycle():
 
 
 def test_alias_may_point_at_its_own_ancestor_and_mirror_it():
-    """Deliberate deviation from the SPEC's "no cycles through aliases": real QEMU machines map
+    """Ours (docs/memory-model.md, where we differ): an alias may loop back; real machines map
     aliases of a container inside that container (m68k q800 mirrors its I/O window 255 times).
     Each pass through such a loop shifts the window, so rendering ends."""
     ms = MemorySystem()
@@ -560,7 +560,7 @@ def test_mapping_a_container_holding_an_alias_into_the_alias_target_is_allowed()
 
 
 def test_aliasing_the_same_target_twice_is_not_a_cycle():
-    """§1.2 kind 7: shared targets are fine, only loops are rejected."""
+    """REGION-7: shared targets are fine, only loops are rejected."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     root.add_subregion(0x0, ms.alias("a", ram, 0, 0x1000))
@@ -579,7 +579,7 @@ def test_add_subregion_offset_outside_u64_raises(offset):
 
 @pytest.mark.parametrize("priority", [1 << 31, -(1 << 31) - 1, 1.0])
 def test_add_subregion_priority_outside_int32_raises(priority):
-    """§1.1: priority is a signed int32."""
+    """REGION-4: priority is a signed int32."""
     ms = MemorySystem()
     c, sub = ms.container("c", 0x1000), ms.mmio("s", 0x10)
     with pytest.raises(InvalidArgumentError):
@@ -646,11 +646,11 @@ def test_address_space_root_of_another_system_raises():
         ms.address_space("as", other.container("c", 0x1000))
 
 
-# -- §2.4 transactions --------------------------------------------------------------------
+# -- transactions (TXN-1 to TXN-6) --------------------------------------------------------
 
 
 def test_accesses_see_the_old_view_until_the_outermost_commit():
-    """P20, §2.4 rules 4-5: nested commits do not publish; only the outermost does."""
+    """TXN-2, TXN-5: nested commits do not publish; only the outermost does."""
     ms, root, as_ = machine()
     ms.begin()
     ms.begin()
@@ -665,7 +665,7 @@ def test_accesses_see_the_old_view_until_the_outermost_commit():
 
 
 def test_nested_transactions_publish_once_at_the_outermost_commit():
-    """§2.4 rules 3-4: one begin/commit for the listeners, at the outermost commit."""
+    """TXN-2, TXN-4: one begin/commit for the listeners, at the outermost commit."""
     ms, root, as_ = machine()
     listener = counted(as_)
     with ms.transaction():
@@ -679,7 +679,7 @@ def test_nested_transactions_publish_once_at_the_outermost_commit():
 
 
 def test_mutator_outside_a_transaction_publishes_at_once():
-    """§2: every mutator wraps itself in begin/commit."""
+    """TXN-1: every mutator wraps itself in begin/commit."""
     ms, root, as_ = machine()
     listener = counted(as_)
     root.add_subregion(0x0, ms.mmio("a", 0x1000))
@@ -688,14 +688,14 @@ def test_mutator_outside_a_transaction_publishes_at_once():
 
 
 def test_commit_without_begin_raises():
-    """P20, §2.4 rule 2: QEMU asserts; we raise TransactionError."""
+    """TXN-3: QEMU asserts; we raise TransactionError."""
     ms = MemorySystem()
     with pytest.raises(TransactionError):
         ms.commit()
 
 
 def test_commit_after_a_balanced_pair_raises():
-    """§2.4 rule 2: the depth counter never goes below zero."""
+    """TXN-3: the depth counter never goes below zero."""
     ms = MemorySystem()
     ms.begin()
     ms.commit()
@@ -705,7 +705,7 @@ def test_commit_after_a_balanced_pair_raises():
 
 
 def test_address_space_created_inside_a_transaction_is_rendered_at_once():
-    """§2.4 rule 6, §8 rule 1: address_space_init renders immediately."""
+    """TXN-6: address_space_init renders immediately."""
     ms = MemorySystem()
     root = ms.container("system", TWO64)
     with ms.transaction():
@@ -758,7 +758,7 @@ def test_atomic_rollback_restores_addr_and_priority_of_an_added_region():
 
 
 def test_atomic_rollback_remaps_a_deleted_region_in_its_old_place():
-    """The restored region keeps its old list position, so P1 precedence is unchanged."""
+    """The restored region keeps its old list position, so TREE-1 precedence is unchanged."""
     ms, root, as_ = machine()
     x = ms.mmio("x", 0x2000)
     y = ms.mmio("y", 0x2000)

@@ -1,7 +1,7 @@
-"""Rendering a region tree into a flat view: SPEC-memory §3 (R1-R7, E1, E2, §3.2 flatview
-root, §3.6 simplify, §3.7 lookup) and pitfalls P5-P8, P21.
+"""Rendering a region tree into a flat view: precedence, holes, aliases, clipping, the
+flat-view root, merging and lookup (docs/memory-rules.md, RENDER-1 to RENDER-13).
 
-Expected flat views are worked out from the SPEC's rules, not captured from the model.
+Expected flat views are worked out from those rules, not captured from the model.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ def machine():
     return ms, root, ms.address_space("memory", root)
 
 
-# -- worked examples (§3.5) -----------------------------------------------------------------
+# -- worked examples ------------------------------------------------------------------------
 
 
-def build_e1(b_terminates: bool):
-    """E1: container A (0x8000) with C (MMIO, 0x6000 at 0, prio 1) and B (0x4000 at 0x2000,
-    prio 2) holding D (0x1000 at B+0) and E (0x1000 at B+0x2000)."""
+def build_overlap_example(b_terminates: bool):
+    """The overlap example of QEMU's docs/devel/memory.rst: container A (0x8000) with C (MMIO,
+    0x6000 at 0, prio 1) and B (0x4000 at 0x2000, prio 2) holding D (0x1000 at B+0) and E
+    (0x1000 at B+0x2000)."""
     ms = MemorySystem()
     a = ms.container("A", 0x8000)
     b = ms.mmio("B", 0x4000) if b_terminates else ms.container("B", 0x4000)
@@ -48,9 +49,9 @@ def build_e1(b_terminates: bool):
     return ms.address_space("A", a)
 
 
-def test_e1_pure_container_holes_show_the_lower_priority_sibling():
-    """E1, R3: C fills the holes of the pure container B; A's own holes stay holes."""
-    as_ = build_e1(b_terminates=False)
+def test_overlap_example_pure_container_holes_show_the_lower_priority_sibling():
+    """RENDER-3: C fills the holes of the pure container B; A's own holes stay holes."""
+    as_ = build_overlap_example(b_terminates=False)
     assert ranges(as_) == [
         (0x0000, 0x2000, "C", 0x0000),
         (0x2000, 0x3000, "D", 0x0000),
@@ -61,9 +62,9 @@ def test_e1_pure_container_holes_show_the_lower_priority_sibling():
     assert as_.flatview.lookup(0x7000) is None
 
 
-def test_e1_terminating_container_fills_its_own_holes():
-    """E1 variant, R4: an MMIO B with subregions fills 0x3000 and 0x5000 itself."""
-    as_ = build_e1(b_terminates=True)
+def test_overlap_example_terminating_container_fills_its_own_holes():
+    """RENDER-4: an MMIO B with subregions fills 0x3000 and 0x5000 itself."""
+    as_ = build_overlap_example(b_terminates=True)
     assert ranges(as_) == [
         (0x0000, 0x2000, "C", 0x0000),
         (0x2000, 0x3000, "D", 0x0000),
@@ -73,8 +74,8 @@ def test_e1_terminating_container_fills_its_own_holes():
     ]
 
 
-def test_e2_aliases_map_two_halves_of_one_ram():
-    """E2: an unmapped RAM is shown through two aliases at different offsets."""
+def test_aliases_map_two_halves_of_one_ram():
+    """RENDER-5: an unmapped RAM is shown through two aliases at different offsets."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x10000)
     root.add_subregion(0x0, ms.alias("lo", ram, 0x0, 0x8000))
@@ -82,8 +83,8 @@ def test_e2_aliases_map_two_halves_of_one_ram():
     assert ranges(as_) == [(0x0, 0x8000, "ram", 0x0), (0x100000, 0x108000, "ram", 0x8000)]
 
 
-def test_e2_writes_through_one_alias_land_in_the_shared_ram():
-    """E2: both aliases resolve to the same backing store."""
+def test_writes_through_one_alias_land_in_the_shared_ram():
+    """RENDER-5: both aliases resolve to the same backing store."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x10000)
     root.add_subregion(0x0, ms.alias("lo", ram, 0x0, 0x10000))
@@ -92,11 +93,11 @@ def test_e2_writes_through_one_alias_land_in_the_shared_ram():
     assert as_.read(0x8010, 1) == (b"\x5a", MemTxResult.OK)
 
 
-# -- R1 precedence --------------------------------------------------------------------------
+# -- precedence (RENDER-1) ------------------------------------------------------------------
 
 
 def test_higher_priority_subregion_hides_lower():
-    """R1: a range produced earlier (higher priority) is never overwritten."""
+    """RENDER-1: a range produced earlier (higher priority) is never overwritten."""
     ms, root, as_ = machine()
     root.add_subregion(0x1000, ms.mmio("high", 0x1000), priority=1)
     root.add_subregion(0x0, ms.mmio("low", 0x4000))
@@ -108,7 +109,7 @@ def test_higher_priority_subregion_hides_lower():
 
 
 def test_priority_only_compares_between_siblings():
-    """§1.1, R1: a low-priority container's child beats a lower-priority sibling of that
+    """REGION-4, RENDER-1: a low-priority container's child beats a lower-priority sibling of that
     container even when the child itself has a very low priority."""
     ms, root, as_ = machine()
     box = ms.container("box", 0x2000)
@@ -119,7 +120,7 @@ def test_priority_only_compares_between_siblings():
 
 
 def test_holes_of_holes_are_filled_recursively():
-    """R3: pure containers at priorities 2 and 1 leave holes that the next sibling fills."""
+    """RENDER-3: pure containers at priorities 2 and 1 leave holes that the next sibling fills."""
     ms, root, as_ = machine()
     top = ms.container("top", 0x3000)
     top.add_subregion(0x0, ms.mmio("x", 0x1000))
@@ -135,11 +136,11 @@ def test_holes_of_holes_are_filled_recursively():
     ]
 
 
-# -- R2 / P5 disabled -----------------------------------------------------------------------
+# -- disabled regions (RENDER-2) ------------------------------------------------------------
 
 
 def test_disabled_region_does_not_obscure_lower_siblings():
-    """P5, R2: a disabled region contributes nothing and hides nothing."""
+    """RENDER-2: a disabled region contributes nothing and hides nothing."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("low", 0x2000))
     high = ms.mmio("high", 0x1000)
@@ -149,7 +150,7 @@ def test_disabled_region_does_not_obscure_lower_siblings():
 
 
 def test_disabled_container_hides_its_enabled_children():
-    """R2: rendering stops at a disabled region, children included."""
+    """RENDER-2: rendering stops at a disabled region, children included."""
     ms, root, as_ = machine()
     box = ms.container("box", 0x2000)
     box.add_subregion(0x0, ms.mmio("child", 0x1000))
@@ -160,7 +161,7 @@ def test_disabled_container_hides_its_enabled_children():
 
 
 def test_disabled_alias_target_vanishes_from_every_alias():
-    """P5, R2: disabling the target hides it through all aliases; siblings show through."""
+    """RENDER-2: disabling the target hides it through all aliases; siblings show through."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     root.add_subregion(0x0, ms.alias("a", ram, 0, 0x1000), priority=1)
@@ -171,7 +172,7 @@ def test_disabled_alias_target_vanishes_from_every_alias():
 
 
 def test_disabled_alias_renders_nothing():
-    """R2 applies to the alias itself."""
+    """RENDER-2 applies to the alias itself."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     window = ms.alias("window", ram, 0, 0x1000)
@@ -181,11 +182,11 @@ def test_disabled_alias_renders_nothing():
     assert ranges(as_) == [(0x4000, 0x5000, "other", 0x0)]
 
 
-# -- R3 / R4 / P7 / P8 ----------------------------------------------------------------------
+# -- holes and terminating regions (RENDER-3, RENDER-4, REGION-5) ---------------------------
 
 
 def test_pure_container_leaves_holes_for_lower_priority_siblings():
-    """P7, R3."""
+    """RENDER-3."""
     ms, root, as_ = machine()
     box = ms.container("box", 0x4000)
     box.add_subregion(0x1000, ms.mmio("dev", 0x1000))
@@ -199,7 +200,7 @@ def test_pure_container_leaves_holes_for_lower_priority_siblings():
 
 
 def test_terminating_region_with_children_fills_its_whole_span():
-    """P7, R4: a RAM with a child hides every lower-priority sibling across its span."""
+    """RENDER-4: a RAM with a child hides every lower-priority sibling across its span."""
     ms, root, as_ = machine()
     big = ms.ram("big", 0x4000)
     big.add_subregion(0x1000, ms.mmio("small", 0x1000))
@@ -214,7 +215,7 @@ def test_terminating_region_with_children_fills_its_whole_span():
 
 
 def test_terminating_region_children_are_clipped_to_its_span():
-    """R4, R6: a child straddling its parent's end is cut at the parent's end."""
+    """RENDER-4, RENDER-6: a child straddling its parent's end is cut at the parent's end."""
     ms, root, as_ = machine()
     big = ms.mmio("big", 0x4000)
     big.add_subregion(0x3800, ms.mmio("tail", 0x1000))
@@ -223,7 +224,7 @@ def test_terminating_region_children_are_clipped_to_its_span():
 
 
 def test_reservation_hides_what_is_below():
-    """P8, §1.2 kind 3: an MMIO region without ops is terminating and occupies its range."""
+    """REGION-5: an MMIO region without ops is terminating and occupies its range."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.ram("ram", 0x4000, data=b"\x11" * 0x4000))
     root.add_subregion(0x1000, ms.mmio("reserved", 0x1000), priority=1)
@@ -235,7 +236,7 @@ def test_reservation_hides_what_is_below():
 
 
 def test_reservation_answers_like_unassigned_memory():
-    """P8, §6 rule 2: reads of a reservation give 0 with MEMTX_DECODE_ERROR."""
+    """HOLE-2: reads of a reservation give 0 with MEMTX_DECODE_ERROR."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.ram("ram", 0x4000, data=b"\x11" * 0x4000))
     root.add_subregion(0x1000, ms.mmio("reserved", 0x1000), priority=1)
@@ -244,18 +245,18 @@ def test_reservation_answers_like_unassigned_memory():
 
 
 def test_empty_pure_container_does_not_hide_what_is_below():
-    """R3 (contrast with P8): a pure container without children is all holes."""
+    """RENDER-3 (contrast with REGION-5): a pure container without children is all holes."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.ram("ram", 0x4000))
     root.add_subregion(0x1000, ms.container("empty", 0x1000), priority=1)
     assert ranges(as_) == [(0x0, 0x4000, "ram", 0x0)]
 
 
-# -- R5 / P6 aliases ------------------------------------------------------------------------
+# -- aliases (RENDER-5) ---------------------------------------------------------------------
 
 
 def test_alias_placement_ignores_the_target_addr():
-    """P6, R5: target offset alias_offset lands at the alias's start, whatever target.addr is."""
+    """RENDER-5: target offset alias_offset lands at the alias's start, whatever target.addr is."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     ms.container("elsewhere", 0x10000).add_subregion(0x5000, ram)
@@ -264,7 +265,7 @@ def test_alias_placement_ignores_the_target_addr():
 
 
 def test_alias_placement_ignores_the_target_container_enabled_state():
-    """P6, R5: only the target's own enabled flag counts, not its container's."""
+    """RENDER-5: only the target's own enabled flag counts, not its container's."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     elsewhere = ms.container("elsewhere", 0x10000)
@@ -275,7 +276,7 @@ def test_alias_placement_ignores_the_target_container_enabled_state():
 
 
 def test_alias_precedence_uses_the_alias_priority_not_the_target_priority():
-    """P6: the target's priority is ignored; the alias competes with its own."""
+    """RENDER-5: the target's priority is ignored; the alias competes with its own."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     ms.container("elsewhere", 0x10000).add_subregion(0x0, ram, priority=5)
@@ -285,7 +286,7 @@ def test_alias_precedence_uses_the_alias_priority_not_the_target_priority():
 
 
 def test_mapped_target_also_shows_at_its_own_place():
-    """R5: an alias adds a second view; the target stays visible where it is mapped."""
+    """RENDER-5: an alias adds a second view; the target stays visible where it is mapped."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     root.add_subregion(0x5000, ram)
@@ -294,7 +295,7 @@ def test_mapped_target_also_shows_at_its_own_place():
 
 
 def test_alias_is_clipped_to_the_target_size():
-    """P6, R5: an alias larger than what remains of its target shows only the target."""
+    """RENDER-5: an alias larger than what remains of its target shows only the target."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     root.add_subregion(0x10000, ms.alias("window", ram, 0x800, 0x2000))
@@ -302,7 +303,7 @@ def test_alias_is_clipped_to_the_target_size():
 
 
 def test_alias_window_is_clipped_to_the_alias_size():
-    """R5: the alias's own span clips the target."""
+    """RENDER-5, RENDER-6: the alias's own span clips the target."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x10000)
     root.add_subregion(0x0, ms.alias("window", ram, 0x4000, 0x100))
@@ -311,7 +312,7 @@ def test_alias_window_is_clipped_to_the_alias_size():
 
 
 def test_alias_honours_the_target_children_and_leaves_holes():
-    """P6, R3: an alias onto a pure container shows its children; its holes show siblings."""
+    """RENDER-3: an alias onto a pure container shows its children; its holes show siblings."""
     ms, root, as_ = machine()
     target = ms.container("target", 0x1000)
     target.add_subregion(0x100, ms.mmio("c", 0x100))
@@ -325,7 +326,7 @@ def test_alias_honours_the_target_children_and_leaves_holes():
 
 
 def test_alias_onto_a_terminating_region_with_children():
-    """P6, R4: the target's children show through the alias, the target fills the rest."""
+    """RENDER-4: the target's children show through the alias, the target fills the rest."""
     ms, root, as_ = machine()
     target = ms.ram("target", 0x1000)
     target.add_subregion(0x800, ms.mmio("k", 0x100))
@@ -340,7 +341,7 @@ def test_alias_onto_a_terminating_region_with_children():
 
 
 def test_alias_honours_the_target_flags():
-    """P6, §1.4: a ROM seen through an alias is readonly; nonvolatile also propagates."""
+    """RENDER-5, RENDER-8: a ROM seen through an alias is readonly; nonvolatile also propagates."""
     ms, root, as_ = machine()
     rom = ms.rom("rom", 0x1000)
     rom.set_nonvolatile(True)
@@ -350,7 +351,7 @@ def test_alias_honours_the_target_flags():
 
 
 def test_alias_flags_propagate_into_the_target_ranges():
-    """§1.4: readonly is OR-ed along root -> alias -> target."""
+    """RENDER-8: readonly is OR-ed along root -> alias -> target."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     window = ms.alias("window", ram, 0x0, 0x1000)
@@ -361,7 +362,7 @@ def test_alias_flags_propagate_into_the_target_ranges():
 
 
 def test_alias_of_an_alias_adds_both_offsets():
-    """R5: each alias in a chain places its target at base - alias_offset."""
+    """RENDER-5: each alias in a chain places its target at base - alias_offset."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     inner = ms.alias("inner", ram, 0x200, 0x800)
@@ -370,7 +371,7 @@ def test_alias_of_an_alias_adds_both_offsets():
 
 
 def test_large_alias_offset_puts_the_target_base_below_zero():
-    """§3.3 note, R5: the target base becomes negative; parts before the window are cut."""
+    """RENDER-5: the target base becomes negative; parts before the window are cut."""
     ms, root, as_ = machine()
     target = ms.container("target", 0x10000)
     target.add_subregion(0x0, ms.ram("a", 0x1000))
@@ -380,7 +381,7 @@ def test_large_alias_offset_puts_the_target_base_below_zero():
 
 
 def test_large_alias_offset_onto_a_leaf():
-    """§3.3 note: offset_in_region stays correct with a negative target base."""
+    """RENDER-5: offset_in_region stays correct with a negative target base."""
     ms, root, as_ = machine()
     big = ms.mmio("big", 0x20000)
     root.add_subregion(0x100, ms.alias("window", big, 0x18000, 0x1000))
@@ -388,7 +389,7 @@ def test_large_alias_offset_onto_a_leaf():
 
 
 def test_alias_offset_beyond_the_target_renders_nothing():
-    """R5, R7: the window lies entirely past the target's end."""
+    """RENDER-5, RENDER-7: the window lies entirely past the target's end."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x1000)
     root.add_subregion(0x0, ms.alias("window", ram, 0x2000, 0x1000))
@@ -396,11 +397,11 @@ def test_alias_offset_beyond_the_target_renders_nothing():
     assert ranges(as_) == [(0x8000, 0x8100, "other", 0x0)]
 
 
-# -- R6 clipping ----------------------------------------------------------------------------
+# -- clipping (RENDER-6) --------------------------------------------------------------------
 
 
 def test_clipping_is_by_every_ancestor():
-    """R6: the visible part is the intersection of all ancestors' spans."""
+    """RENDER-6: the visible part is the intersection of all ancestors' spans."""
     ms, root, as_ = machine()
     outer = ms.container("outer", 0x3000)
     inner = ms.container("inner", 0x4000)
@@ -411,7 +412,7 @@ def test_clipping_is_by_every_ancestor():
 
 
 def test_subregion_outside_its_container_is_invisible():
-    """R6, R7: nothing of a child beyond its container's size is rendered."""
+    """RENDER-6, RENDER-7: nothing of a child beyond its container's size is rendered."""
     ms, root, as_ = machine()
     box = ms.container("box", 0x1000)
     box.add_subregion(0x1000, ms.mmio("beyond", 0x1000))
@@ -421,14 +422,14 @@ def test_subregion_outside_its_container_is_invisible():
 
 
 def test_nothing_exists_beyond_two_to_the_64():
-    """R6: the root clip is [0, 2**64); a region straddling it is cut there."""
+    """RENDER-6: the root clip is [0, 2**64); a region straddling it is cut there."""
     ms, root, as_ = machine()
     root.add_subregion(TWO64 - 0x1000, ms.mmio("top", 0x2000))
     assert ranges(as_) == [(TWO64 - 0x1000, TWO64, "top", 0x0)]
 
 
 def test_container_whose_children_lie_beyond_two_to_the_64_renders_nothing():
-    """R6: base arithmetic is i128 without wrap, so a child past 2**64 does not wrap to 0."""
+    """RENDER-6: base arithmetic is i128 without wrap, so a child past 2**64 does not wrap to 0."""
     ms, root, as_ = machine()
     box = ms.container("box", TWO64)
     box.add_subregion(0x2000, ms.mmio("past", 0x1000))
@@ -438,7 +439,7 @@ def test_container_whose_children_lie_beyond_two_to_the_64_renders_nothing():
 
 
 def test_last_byte_of_the_address_space_is_reachable():
-    """R6: an address-space range may end exactly at 2**64."""
+    """RENDER-6: an address-space range may end exactly at 2**64."""
     ms, root, as_ = machine()
     root.add_subregion(MASK64, ms.mmio("last", 0x1))
     root.add_subregion(0x0, ms.mmio("first", 0x1))
@@ -446,11 +447,11 @@ def test_last_byte_of_the_address_space_is_reachable():
     assert as_.flatview.lookup(MASK64).mr.name == "last"
 
 
-# -- R7 zero size ---------------------------------------------------------------------------
+# -- zero size (RENDER-7) -------------------------------------------------------------------
 
 
 def test_zero_size_region_renders_nothing_and_hides_nothing():
-    """R7, §1.3 rule 5."""
+    """RENDER-7, REGION-3."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.mmio("under", 0x2000))
     root.add_subregion(0x1000, ms.mmio("empty", 0x0), priority=1)
@@ -458,7 +459,7 @@ def test_zero_size_region_renders_nothing_and_hides_nothing():
 
 
 def test_zero_size_container_hides_its_children():
-    """R7: a zero-size container clips its children away."""
+    """RENDER-7: a zero-size container clips its children away."""
     ms, root, as_ = machine()
     box = ms.container("box", 0x0)
     box.add_subregion(0x0, ms.mmio("child", 0x1000))
@@ -468,7 +469,7 @@ def test_zero_size_container_hides_its_children():
 
 
 def test_zero_size_alias_renders_nothing():
-    """R7."""
+    """RENDER-7."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.alias("window", ms.ram("ram", 0x1000), 0x0, 0x0))
     root.add_subregion(0x4000, ms.mmio("other", 0x1000))
@@ -476,18 +477,18 @@ def test_zero_size_alias_renders_nothing():
 
 
 def test_zero_size_ram_renders_nothing():
-    """R7."""
+    """RENDER-7."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.ram("ram", 0x0))
     root.add_subregion(0x4000, ms.mmio("other", 0x1000))
     assert ranges(as_) == [(0x4000, 0x5000, "other", 0x0)]
 
 
-# -- §3.6 flatview_simplify -----------------------------------------------------------------
+# -- flatview_simplify (RENDER-12) ----------------------------------------------------------
 
 
 def test_adjacent_aliases_onto_contiguous_ram_merge_into_one_range():
-    """§3.6: adjacent, same region, contiguous offsets, equal flags -> one FlatRange."""
+    """RENDER-12: adjacent, same region, contiguous offsets, equal flags -> one FlatRange."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x2000)
     root.add_subregion(0x4000, ms.alias("first", ram, 0x0, 0x1000))
@@ -496,7 +497,7 @@ def test_adjacent_aliases_onto_contiguous_ram_merge_into_one_range():
 
 
 def test_chains_of_adjacent_aliases_merge_repeatedly():
-    """§3.6: merging continues along the whole run."""
+    """RENDER-12: merging continues along the whole run."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x3000)
     for i in range(3):
@@ -505,7 +506,7 @@ def test_chains_of_adjacent_aliases_merge_repeatedly():
 
 
 def test_adjacent_aliases_onto_non_contiguous_offsets_do_not_merge():
-    """§3.6 rule 3."""
+    """RENDER-12: offsets must continue each other."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x4000)
     root.add_subregion(0x4000, ms.alias("first", ram, 0x0, 0x1000))
@@ -514,7 +515,7 @@ def test_adjacent_aliases_onto_non_contiguous_offsets_do_not_merge():
 
 
 def test_aliases_with_a_gap_between_them_do_not_merge():
-    """§3.6 rule 1."""
+    """RENDER-12: the ranges must touch."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x2000)
     root.add_subregion(0x4000, ms.alias("first", ram, 0x0, 0x1000))
@@ -523,7 +524,7 @@ def test_aliases_with_a_gap_between_them_do_not_merge():
 
 
 def test_adjacent_ranges_of_different_regions_do_not_merge():
-    """§3.6 rule 2."""
+    """RENDER-12: the ranges must show the same region."""
     ms, root, as_ = machine()
     root.add_subregion(0x0, ms.ram("a", 0x1000))
     root.add_subregion(0x1000, ms.ram("b", 0x1000))
@@ -532,7 +533,7 @@ def test_adjacent_ranges_of_different_regions_do_not_merge():
 
 @pytest.mark.parametrize("flag", ["readonly", "nonvolatile"])
 def test_adjacent_aliases_with_different_flags_do_not_merge(flag):
-    """§3.6 rule 4."""
+    """RENDER-12: the flags must agree."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x2000)
     second = ms.alias("second", ram, 0x1000, 0x1000)
@@ -543,7 +544,7 @@ def test_adjacent_aliases_with_different_flags_do_not_merge(flag):
 
 
 def test_adjacent_aliases_with_equal_flags_merge():
-    """§3.6 rule 4: equal (not absent) flags are enough."""
+    """RENDER-12: equal (not absent) flags are enough."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x2000)
     for i in range(2):
@@ -556,7 +557,7 @@ def test_adjacent_aliases_with_equal_flags_merge():
 
 @pytest.mark.parametrize("which", ["first", "second", "both"])
 def test_unmergeable_ranges_do_not_merge(which):
-    """§3.6 rule 5: neither may be unmergeable."""
+    """RENDER-12: neither may be unmergeable."""
     ms, root, as_ = machine()
     ram = ms.ram("ram", 0x2000)
     first = ms.alias("first", ram, 0x0, 0x1000)
@@ -570,7 +571,7 @@ def test_unmergeable_ranges_do_not_merge(which):
 
 
 def test_unmergeable_propagates_into_the_ranges():
-    """§1.4: unmergeable is inherited like readonly."""
+    """RENDER-8: unmergeable is inherited like readonly."""
     ms, root, as_ = machine()
     box = ms.container("box", 0x2000)
     box.add_subregion(0x0, ms.ram("ram", 0x1000))
@@ -579,7 +580,7 @@ def test_unmergeable_propagates_into_the_ranges():
     assert flags(as_) == [(0x1000, False, False, True)]
 
 
-# -- §3.2 flatview_root / P21 ---------------------------------------------------------------
+# -- flatview_root (RENDER-9 to RENDER-11) --------------------------------------------------
 
 
 def two_child_root(ms):
@@ -590,7 +591,7 @@ def two_child_root(ms):
 
 
 def test_address_spaces_with_the_same_root_share_one_flatview():
-    """§3.2: views are cached per flatview root; both ASes get the same object."""
+    """RENDER-10: views are cached per flatview root; both ASes get the same object."""
     ms = MemorySystem()
     root = two_child_root(ms)
     first = ms.address_space("first", root)
@@ -600,7 +601,7 @@ def test_address_spaces_with_the_same_root_share_one_flatview():
 
 
 def test_full_alias_root_shares_the_flatview_of_its_target():
-    """§3.2, P21: an alias at offset 0 covering its whole target is walked through."""
+    """RENDER-9: an alias at offset 0 covering its whole target is walked through."""
     ms = MemorySystem()
     root = two_child_root(ms)
     memory = ms.address_space("memory", root)
@@ -610,7 +611,7 @@ def test_full_alias_root_shares_the_flatview_of_its_target():
 
 
 def test_container_with_one_child_at_zero_renders_from_the_child():
-    """§3.2, P21: a pure container whose only enabled child sits at 0 and fits is skipped."""
+    """RENDER-9: a pure container whose only enabled child sits at 0 and fits is skipped."""
     ms = MemorySystem()
     ram = ms.ram("ram", 0x1000)
     wrapper = ms.container("wrapper", 0x10000)
@@ -623,7 +624,7 @@ def test_container_with_one_child_at_zero_renders_from_the_child():
 
 
 def test_disabled_siblings_do_not_prevent_reducing_to_the_single_enabled_child():
-    """§3.2: only enabled children count."""
+    """RENDER-9: only enabled children count."""
     ms = MemorySystem()
     ram = ms.ram("ram", 0x1000)
     off = ms.mmio("off", 0x100)
@@ -635,7 +636,7 @@ def test_disabled_siblings_do_not_prevent_reducing_to_the_single_enabled_child()
 
 
 def test_container_with_one_child_not_at_zero_is_its_own_root():
-    """§3.2: the single child must sit at address 0."""
+    """RENDER-9: the single child must sit at address 0."""
     ms = MemorySystem()
     wrapper = ms.container("wrapper", 0x10000)
     wrapper.add_subregion(0x1000, ms.ram("ram", 0x1000))
@@ -645,7 +646,7 @@ def test_container_with_one_child_not_at_zero_is_its_own_root():
 
 
 def test_container_smaller_than_its_single_child_is_its_own_root():
-    """§3.2: the child must fit (container.size >= child.size), so the clip still applies."""
+    """RENDER-9: the child must fit (container.size >= child.size), so the clip still applies."""
     ms = MemorySystem()
     wrapper = ms.container("wrapper", 0x800)
     wrapper.add_subregion(0x0, ms.ram("ram", 0x1000))
@@ -655,7 +656,7 @@ def test_container_smaller_than_its_single_child_is_its_own_root():
 
 
 def test_alias_with_an_offset_is_its_own_root():
-    """§3.2: only an alias with alias_offset 0 is walked through."""
+    """RENDER-9: only an alias with alias_offset 0 is walked through."""
     ms = MemorySystem()
     ram = ms.ram("ram", 0x2000)
     window = ms.alias("window", ram, 0x1000, 0x1000)
@@ -665,7 +666,7 @@ def test_alias_with_an_offset_is_its_own_root():
 
 
 def test_alias_smaller_than_its_target_is_its_own_root():
-    """§3.2: only an alias that covers its whole target is walked through."""
+    """RENDER-9: only an alias that covers its whole target is walked through."""
     ms = MemorySystem()
     ram = ms.ram("ram", 0x2000)
     window = ms.alias("window", ram, 0x0, 0x1000)
@@ -675,7 +676,7 @@ def test_alias_smaller_than_its_target_is_its_own_root():
 
 
 def test_empty_container_root_gives_the_empty_view():
-    """§3.2: a container with no enabled child renders nothing and has no root."""
+    """RENDER-9: a container with no enabled child renders nothing and has no root."""
     ms = MemorySystem()
     as_ = ms.address_space("as", ms.container("empty", TWO64))
     assert as_.flatview.ranges == []
@@ -683,7 +684,7 @@ def test_empty_container_root_gives_the_empty_view():
 
 
 def test_container_with_only_disabled_children_gives_the_empty_view():
-    """§3.2."""
+    """RENDER-9."""
     ms = MemorySystem()
     box = ms.container("box", TWO64)
     child = ms.ram("ram", 0x1000)
@@ -694,7 +695,7 @@ def test_container_with_only_disabled_children_gives_the_empty_view():
 
 
 def test_disabled_root_gives_the_empty_view():
-    """§3.2: a disabled root (or a region walked to) yields no view."""
+    """RENDER-9: a disabled root (or a region walked to) yields no view."""
     ms = MemorySystem()
     root = two_child_root(ms)
     as_ = ms.address_space("as", root)
@@ -703,7 +704,7 @@ def test_disabled_root_gives_the_empty_view():
 
 
 def test_disabled_full_alias_target_gives_the_empty_view():
-    """§3.2: the walk reaches a disabled region."""
+    """RENDER-9: the walk reaches a disabled region."""
     ms = MemorySystem()
     ram = ms.ram("ram", 0x1000)
     ram.set_enabled(False)
@@ -712,7 +713,7 @@ def test_disabled_full_alias_target_gives_the_empty_view():
 
 
 def test_full_alias_root_renders_the_target_at_its_own_addr():
-    """§3.2 quirk, P21: rendering restarts at the target, so target.addr is added again."""
+    """RENDER-11: rendering restarts at the target, so target.addr is added again."""
     ms = MemorySystem()
     ram = ms.ram("ram", 0x1000)
     ms.container("board", 0x10000).add_subregion(0x3000, ram)
@@ -721,7 +722,7 @@ def test_full_alias_root_renders_the_target_at_its_own_addr():
 
 
 def test_skipped_wrapper_readonly_flag_is_not_applied():
-    """§3.2, P21: rendering starts with all flags False at the reduced root."""
+    """RENDER-11: rendering starts with all flags False at the reduced root."""
     ms = MemorySystem()
     ram = ms.ram("ram", 0x1000)
     window = ms.alias("window", ram, 0, 0x1000)
@@ -731,7 +732,7 @@ def test_skipped_wrapper_readonly_flag_is_not_applied():
 
 
 def test_readonly_of_a_partial_alias_root_is_applied():
-    """§3.2 contrast: a root that is not skipped contributes its flags."""
+    """RENDER-11 (contrast): a root that is not skipped contributes its flags."""
     ms = MemorySystem()
     ram = ms.ram("ram", 0x2000)
     window = ms.alias("window", ram, 0, 0x1000)
@@ -741,7 +742,7 @@ def test_readonly_of_a_partial_alias_root_is_applied():
 
 
 def test_shared_flatview_stays_shared_after_a_commit():
-    """§2.4 rule 3, §3.2: the rebuild keeps one view per flatview root."""
+    """RENDER-10, TXN-4: the rebuild keeps one view per flatview root."""
     ms = MemorySystem()
     root = two_child_root(ms)
     memory = ms.address_space("memory", root)
@@ -752,7 +753,7 @@ def test_shared_flatview_stays_shared_after_a_commit():
 
 
 def test_root_that_becomes_reducible_after_a_change_renders_from_the_child():
-    """§3.2: the flatview root is recomputed at every commit."""
+    """RENDER-10: the flatview root is recomputed at every commit."""
     ms = MemorySystem()
     root = two_child_root(ms)
     as_ = ms.address_space("as", root)
@@ -763,7 +764,7 @@ def test_root_that_becomes_reducible_after_a_change_renders_from_the_child():
     assert ranges(as_) == [(0x0, 0x1000, "ram", 0x0)]
 
 
-# -- §3.7 lookup ------------------------------------------------------------------------------
+# -- lookup (RENDER-13) -----------------------------------------------------------------------
 
 
 def build_many(count):
@@ -775,7 +776,7 @@ def build_many(count):
 
 
 def test_lookup_finds_every_range_of_a_large_view():
-    """§3.7: the range containing addr, at its first and last byte."""
+    """RENDER-13: the range containing addr, at its first and last byte."""
     count = 2000
     as_ = build_many(count)
     fv = as_.flatview
@@ -787,7 +788,7 @@ def test_lookup_finds_every_range_of_a_large_view():
 
 
 def test_lookup_of_a_hole_in_a_large_view_finds_nothing():
-    """§3.7: no range -> unassigned (None)."""
+    """RENDER-13: no range -> unassigned (None)."""
     count = 2000
     as_ = build_many(count)
     fv = as_.flatview
@@ -799,13 +800,13 @@ def test_lookup_of_a_hole_in_a_large_view_finds_nothing():
 
 
 def test_access_to_a_hole_is_unassigned():
-    """§3.7, §6 rule 1: a hole reads 0 with MEMTX_DECODE_ERROR."""
+    """RENDER-13, HOLE-1: a hole reads 0 with MEMTX_DECODE_ERROR."""
     as_ = build_many(16)
     assert as_.read(0x1000, 1) == (b"\x00", MemTxResult.DECODE_ERROR)
 
 
 def test_ranges_of_a_large_view_are_sorted_and_disjoint():
-    """§3.1: a FlatView is a sorted, non-overlapping list."""
+    """RENDER-13: a FlatView is a sorted, non-overlapping list."""
     ms, root, as_ = machine()
     # Overlapping regions at several priorities, added in a scrambled order.
     with ms.transaction():

@@ -1,9 +1,9 @@
 """A deliberately simple reference model of QEMU's memory semantics, for property tests.
 
-It shares no code with ``mmiobus.server``: regions are plain objects, every byte is resolved by
+It shares no code with ``mmiobus.memory``: regions are plain objects, every byte is resolved by
 walking the tree (no rendering, no flat view, no binary search), flat ranges are the maximal runs
-of bytes that resolve alike, and accesses follow SPEC-memory.md §5 one piece at a time. It is
-slow on purpose and only meant for small address spaces.
+of bytes that resolve alike, and accesses follow the ACCESS, PIECE, VALID and IMPL rules of
+docs/memory-rules.md one piece at a time. It is slow on purpose and only meant for small address spaces.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class RefSystem:
             out.append([a, a + 1, mr, off, ro, nv])
         return [tuple(r) for r in out]  # type: ignore[misc]
 
-    # -- accesses (SPEC §5) -----------------------------------------------------------------
+    # -- accesses (docs/memory-rules.md: ACCESS, PIECE, VALID, IMPL) -----------------------
 
     def _translate(self, root: RefRegion, a: int, length: int) -> tuple[Any, int, int]:
         got = self.resolve(root, a)
