@@ -3,48 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mmiobus.memory.access import AccessConstraints, Endianness, MemoryRegionOps
+from mmiobus.memory.access import Endianness
 from mmiobus.memory.addrspace import AddressSpace
 from mmiobus.memory.errors import (
     AlreadyExistsError,
     InUseError,
     MemoryModelError,
     NotFoundError,
+    NotMappedError,
 )
-from mmiobus.memory.region import MemoryRegion, RegionKind, Unassigned
+from mmiobus.memory.region import MemoryRegion
 from mmiobus.memory.system import MemorySystem
 
-from .description import (
-    AccessSpec,
-    AliasSpec,
-    DescriptionError,
-    MachineSpec,
-    MmioSpec,
-    Path_,
-    RomdSpec,
-    load_file_contents,
-    parse_text,
-)
-from .errors import format_path
+from .builtin import builtin_text
+from .contents import ContentsError
+from .description import parse_text
+from .description import require_address_space as _require_address_space
+from .device_class import DeviceSpecError, resolve_device_class
+from .errors import DescriptionError, Path_, format_path
+from .regions import new_region, set_flags
+from .schema import AliasSpec, InProcessDevice, MachineSpec
 
-DEFAULT_MACHINE = "default.yaml"
-
-
-def constraints(spec: AccessSpec) -> AccessConstraints:
-    return AccessConstraints(spec.min, spec.max, spec.unaligned)
-
-
-def declared_ops(spec: MmioSpec | RomdSpec) -> MemoryRegionOps:
-    """Ops with the constraints a description declares and no callbacks yet."""
-    return MemoryRegionOps(
-        endianness=Endianness(spec.endianness),
-        valid=constraints(spec.valid),
-        impl=constraints(spec.impl),
-    )
+Problems = list[tuple[Path_, str]]
 
 
 @dataclass
@@ -53,6 +36,28 @@ class Declared:
 
     spec: Any
     path: Path_
+
+
+@dataclass
+class _Entry:
+    """A region of the description being built: its spec, path and parent's spec."""
+
+    spec: Any
+    path: Path_
+    parent: Any
+
+
+def _flatten(spec: MachineSpec) -> list[_Entry]:
+    """Every region of the description, parents before their subregions, in file order."""
+    out: list[_Entry] = []
+
+    def walk(items: list[Any], path: Path_, parent: Any) -> None:
+        for i, item in enumerate(items):
+            out.append(_Entry(item, (*path, i), parent))
+            walk(item.subregions, (*path, i, "subregions"), item)
+
+    walk(spec.regions, ("regions",), None)
+    return out
 
 
 class Machine:
@@ -70,125 +75,155 @@ class Machine:
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_text(cls, text: str, base_dir: Path | str = ".", source: str = "") -> Machine:
+    def from_text(
+        cls,
+        text: str,
+        base_dir: Path | str = ".",
+        source: str = "",
+        *,
+        require_address_space: bool = False,
+    ) -> Machine:
+        """The machine YAML ``text`` describes; ``file:`` paths start at ``base_dir`` and
+        errors name ``source``. With ``require_address_space``, a description with no address
+        space is an error (one to serve must have one). Raises ``DescriptionError``."""
         spec, locate = parse_text(text, source)
+        if require_address_space:
+            _require_address_space(spec, source, locate)
         return cls.from_spec(spec, Path(base_dir), source, locate)
 
     @classmethod
-    def from_file(cls, path: Path | str) -> Machine:
+    def from_file(cls, path: Path | str, *, require_address_space: bool = False) -> Machine:
+        """The machine the YAML file at ``path`` describes (see ``from_text``)."""
         path = Path(path)
         try:
             text = path.read_text()
         except OSError as e:
-            problem = [((), f"cannot read the file: {e.strerror or e}")]
-            raise DescriptionError(problem, str(path)) from None
-        machine = cls.from_text(text, path.parent, str(path))
+            problems: Problems = [((), f"cannot read the file: {e.strerror or e}")]
+            raise DescriptionError(problems, str(path)) from None
+        machine = cls.from_text(
+            text, path.parent, str(path), require_address_space=require_address_space
+        )
         machine.source = str(path)
         return machine
 
     @classmethod
-    def default(cls) -> Machine:
-        """The built-in default machine (RAM, a boot ROM, a UART window)."""
-        text = resources.files(__package__).joinpath("machines", DEFAULT_MACHINE).read_text()
-        machine = cls.from_text(text, ".", "<default machine>")
-        machine.source = "<default machine>"
+    def builtin(cls, name: str) -> Machine:
+        """The built-in machine ``name`` (``mmiobus.machine.builtin`` lists them); an unknown
+        name raises ``MachineNotFoundError``, which lists the names there are."""
+        source = f"<{name} machine>"
+        machine = cls.from_text(builtin_text(name), ".", source)
+        machine.source = source
         return machine
+
+    @classmethod
+    def default(cls) -> Machine:
+        """The built-in default machine (RAM, a boot ROM, windows for the example devices)."""
+        return cls.builtin("default")
 
     @classmethod
     def from_spec(
         cls, spec: MachineSpec, base_dir: Path, source: str = "", locate: Any = None
     ) -> Machine:
+        """Build a checked spec; problems (ids, targets, files, devices, overlaps) raise one
+        ``DescriptionError`` listing them all, placed with ``locate`` when given."""
         machine = cls(Endianness(spec.endianness))
-        problems: list[tuple[Path_, str]] = []
+        problems: Problems = []
         machine._build(spec, base_dir, problems)
         if problems:
             raise DescriptionError(problems, source, locate)
         return machine
 
-    def _build(self, spec: MachineSpec, base_dir: Path, problems: list[tuple[Path_, str]]) -> None:
-        flat: list[tuple[Any, Path_, Any]] = []  # (spec, path, parent spec)
+    def _build(self, spec: MachineSpec, base_dir: Path, problems: Problems) -> None:
+        # Regions are made even after a problem, so that one load reports as many as it can;
+        # mapping and address spaces wait until every region exists, so that one mistake is
+        # not reported again as its consequences.
+        entries = self._declare(_flatten(spec), problems)
+        _check_devices(entries, problems)
+        self._create_regions(entries, base_dir, problems)
+        self._create_aliases(entries, problems)
+        if not problems:
+            self._map(entries, problems)
+        if not problems:
+            self._create_spaces(spec, problems)
 
-        def walk(items: list[Any], path: Path_, parent: Any) -> None:
-            for i, item in enumerate(items):
-                flat.append((item, (*path, i), parent))
-                walk(item.subregions, (*path, i, "subregions"), item)
-
-        walk(spec.regions, ("regions",), None)
-
-        for item, path, _parent in flat:
+    def _declare(self, entries: list[_Entry], problems: Problems) -> list[_Entry]:
+        """Record each region's id; returns the entries whose id is not a duplicate."""
+        kept = []
+        for entry in entries:
+            item, path = entry.spec, entry.path
             key = item.key
             if key in self.declared:
-                first = self.declared[key].path
                 field = "id" if item.id is not None else "name"
                 problems.append(
                     (
                         (*path, field),
                         f"duplicate id {key!r} (first used at "
-                        f"{_fmt(first)}); give one of them a unique id",
+                        f"{format_path(self.declared[key].path)}); give one of them a unique id",
                     )
                 )
                 continue
             self.declared[key] = Declared(item, path)
+            kept.append(entry)
+        return kept
 
-        # Plain regions first, then aliases once their targets exist (aliases may chain).
-        for item, path, _parent in flat:
-            if isinstance(item, AliasSpec) or self.declared.get(item.key, None) is None:
-                continue
-            if self.declared[item.key].path != path:
+    def _create_regions(self, entries: list[_Entry], base_dir: Path, problems: Problems) -> None:
+        """Every region but the aliases, unmapped."""
+        for entry in entries:
+            item = entry.spec
+            if isinstance(item, AliasSpec):
                 continue
             try:
-                self._add(item.key, self._create(item, base_dir))
+                self._add(item.key, new_region(self.system, item, base_dir))
+            except ContentsError as e:
+                problems.append(((*entry.path, "file"), str(e)))
             except (ValueError, MemoryModelError) as e:
-                field = "file" if getattr(item, "file", None) else "size"
-                problems.append(((*path, field), str(e)))
-        pending = [
-            (i, p)
-            for i, p, _ in flat
-            if isinstance(i, AliasSpec) and self.declared[i.key].path == p
-        ]
+                problems.append(((*entry.path, "size"), str(e)))
+
+    def _create_aliases(self, entries: list[_Entry], problems: Problems) -> None:
+        """The aliases, each once its target exists (aliases may target aliases)."""
+        pending = [entry for entry in entries if isinstance(entry.spec, AliasSpec)]
         while pending:
             later = []
-            for item, path in pending:
+            for entry in pending:
+                item = entry.spec
                 target = self.regions.get(item.target)
                 if target is None:
-                    later.append((item, path))
+                    later.append(entry)
                     continue
                 try:
                     mr = self.system.alias(item.name, target, item.offset, item.size)
                 except (ValueError, MemoryModelError) as e:
-                    problems.append(((*path, "size"), str(e)))
+                    problems.append(((*entry.path, "size"), str(e)))
                     continue
                 self._add(item.key, mr)
-            if len(later) == len(pending):
-                for item, path in later:
-                    if item.target in self.declared:
-                        message = f"alias chain through {item.target!r} loops back on itself"
+            if len(later) == len(pending):  # no progress: the rest can never be made
+                for entry in later:
+                    target_id = entry.spec.target
+                    if target_id in self.declared:
+                        message = f"alias chain through {target_id!r} loops back on itself"
                     else:
-                        message = f"target {item.target!r} is not the id of any region"
-                    problems.append(((*path, "target"), message))
-                break
+                        message = f"target {target_id!r} is not the id of any region"
+                    problems.append(((*entry.path, "target"), message))
+                return
             pending = later
-        if problems:
-            return
 
+    def _map(self, entries: list[_Entry], problems: Problems) -> None:
+        """Set each region's flags and add it to its parent, in one transaction."""
         with self.system.transaction():
-            for item, path, parent in flat:
+            for entry in entries:
+                item, parent = entry.spec, entry.parent
                 mr = self.regions[item.key]
-                mr.enabled = item.enabled
-                mr.readonly = item.readonly or mr.kind is RegionKind.ROM
-                mr.nonvolatile = item.nonvolatile
-                if isinstance(item, RomdSpec):
-                    mr.romd_mode = item.romd_mode
+                set_flags(mr, item)
                 if parent is None:  # unmapped, but its addr and priority still print
                     mr.addr, mr.priority = item.addr, item.priority
                     continue
                 try:
                     self.regions[parent.key].add_subregion(item.addr, mr, item.priority)
                 except MemoryModelError as e:
-                    problems.append((path, str(e)))
-        if problems:
-            return
-        # Address spaces last: each renders once, when it is created.
+                    problems.append((entry.path, str(e)))
+
+    def _create_spaces(self, spec: MachineSpec, problems: Problems) -> None:
+        """The address spaces, last: each renders once, when it is created."""
         seen: dict[str, int] = {}
         for i, as_spec in enumerate(spec.address_spaces):
             path = ("address_spaces", i)
@@ -209,24 +244,6 @@ class Machine:
                 problems.append(((*path, "root"), f"{as_spec.root!r} is not the id of any region"))
                 continue
             self.spaces[key] = self.system.address_space(as_spec.name, root)
-
-    def _create(self, item: Any, base_dir: Path) -> MemoryRegion:
-        system = self.system
-        data = None
-        if getattr(item, "file", None):
-            data = load_file_contents(item.file, base_dir, item.size)
-        if item.kind == "container":
-            return system.container(item.name, item.size)
-        if item.kind == "ram":
-            return system.ram(item.name, item.size, data)
-        if item.kind == "rom":
-            return system.rom(item.name, item.size, data)
-        if item.kind == "romd":
-            return system.romd(item.name, item.size, declared_ops(item), data)
-        if item.kind == "mmio":
-            mr = system.mmio(item.name, item.size, unassigned=Unassigned(item.unassigned))
-            return mr
-        raise AssertionError(item.kind)
 
     def _add(self, key: str, mr: MemoryRegion) -> None:
         self.regions[key] = mr
@@ -253,9 +270,11 @@ class Machine:
             raise NotFoundError(f"no address space with id {key!r}") from None
 
     def region_id(self, mr: MemoryRegion) -> str:
+        """The id of ``mr`` (its name when the machine does not know it)."""
         return self.region_ids.get(mr, mr.name)
 
     def space_id(self, as_: AddressSpace) -> str:
+        """The id of address space ``as_`` (its name when the machine does not know it)."""
         for key, space in self.spaces.items():
             if space is as_:
                 return key
@@ -276,12 +295,8 @@ class Machine:
         if isinstance(spec, AliasSpec):
             mr = self.system.alias(spec.name, self.region(spec.target), spec.offset, spec.size)
         else:
-            mr = self._create(spec, Path("."))
-        mr.enabled = spec.enabled
-        mr.readonly = spec.readonly or mr.kind is RegionKind.ROM
-        mr.nonvolatile = spec.nonvolatile
-        if isinstance(spec, RomdSpec):
-            mr.romd_mode = spec.romd_mode
+            mr = new_region(self.system, spec, Path("."))
+        set_flags(mr, spec)
         mr.addr, mr.priority = spec.addr, spec.priority
         self._add(key, mr)
         self.declared[key] = Declared(spec, ())
@@ -323,24 +338,38 @@ class Machine:
             self.system._record(undo)
 
     def add_subregion(self, parent_id: str, child_id: str, addr: int, priority: int = 0) -> None:
+        """Map region ``child_id`` into ``parent_id`` at ``addr`` (QEMU's add_subregion)."""
         self.region(parent_id).add_subregion(addr, self.region(child_id), priority)
 
     def remove_subregion(self, child_id: str) -> None:
+        """Unmap region ``child_id`` from its container (``NotMappedError`` if in none)."""
         child = self.region(child_id)
         if child.container is None:
-            from mmiobus.memory.errors import NotMappedError
-
             raise NotMappedError(f"region {child_id!r} is not mapped anywhere")
         child.container.del_subregion(child)
 
     def create_address_space(self, key: str, name: str, root_id: str) -> AddressSpace:
+        """A new address space with id ``key`` over region ``root_id``; ``name`` defaults to
+        the id."""
         if key in self.spaces:
             raise AlreadyExistsError(f"an address space with id {key!r} already exists")
         as_ = self.system.address_space(name or key, self.region(root_id))
         self.spaces[key] = as_
-        self.system._record(lambda: self.spaces.pop(key, None))
+
+        def undo() -> None:
+            self.spaces.pop(key, None)
+
+        self.system._record(undo)
         return as_
 
 
-def _fmt(path: Path_) -> str:
-    return format_path(path)
+def _check_devices(entries: list[_Entry], problems: Problems) -> None:
+    """Each device the server would run itself imports, is a ``Device`` and takes its args."""
+    for entry in entries:
+        device = getattr(entry.spec, "device", None)
+        if not isinstance(device, InProcessDevice):
+            continue
+        try:
+            resolve_device_class(device)
+        except DeviceSpecError as e:
+            problems.append(((*entry.path, "device", e.field), e.message))

@@ -1,301 +1,27 @@
-"""Machine descriptions: the YAML format, its JSON Schema, and errors that name the bad field.
+"""Reading a machine description: YAML text (or parsed data) into a checked ``MachineSpec``,
+with every problem reported as ``file:line:col: path: message``.
 
-A description lists address spaces and region trees::
-
-    endianness: little
-    address_spaces:
-      - {name: memory, root: system}
-    regions:
-      - name: system
-        kind: container
-        size: 0x10000000000000000
-        subregions:
-          - {name: ram-below-4g, kind: alias, target: pc.ram, offset: 0, size: 0x20000000}
-      - {name: pc.ram, kind: ram, size: 512 MiB}
-
-Parsing is done by pydantic models (one per region kind, chosen by ``kind``); every error is
-reported as ``path: message`` with the path written the way a person points into the file
-(``regions[0].subregions[3].size``), plus the line and column when the text came from YAML.
+The format itself is ``mmiobus.machine.schema``; building a machine from it is
+``mmiobus.machine.build``.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from mmiobus.units import (
-    POW_RE,
-    SIZE_RE,
-    parse_duration_ms,
-    parse_region_size,
-    parse_u64,
-)
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import ValidationError
 
-from .errors import DescriptionError, Path_
+from .errors import DescriptionError
+from .problems import problems_of
+from .schema import MachineSpec
 from .yamlio import load_yaml
-
-# -- scalar types ----------------------------------------------------------------------------
-
-_SIZE_SCHEMA = {
-    "anyOf": [
-        {"type": "integer", "minimum": 0},
-        {"type": "string", "pattern": SIZE_RE.pattern + "|" + POW_RE.pattern},
-    ]
-}
-
-Size = Annotated[
-    int,
-    BeforeValidator(parse_region_size),
-    WithJsonSchema({**_SIZE_SCHEMA, "description": 'bytes, 0..2**64; e.g. 4096, "4K", "512 MiB"'}),
-]
-U64 = Annotated[
-    int,
-    BeforeValidator(parse_u64),
-    WithJsonSchema({**_SIZE_SCHEMA, "description": "0..2**64-1, integer or string"}),
-]
-Priority = Annotated[int, Field(ge=-(1 << 31), le=(1 << 31) - 1)]
-AccessSize = Literal[0, 1, 2, 4, 8]
-
-
-# -- models ----------------------------------------------------------------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class AccessSpec(_Strict):
-    """Access sizes in bytes; 0 means unset (QEMU: valid.max 0 accepts any size; impl 1..4)."""
-
-    min: AccessSize = 0
-    max: AccessSize = 0
-    unaligned: bool = False
-
-    @model_validator(mode="after")
-    def _order(self) -> AccessSpec:
-        if self.min and self.max and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
-        return self
-
-
-class _RegionBase(_Strict):
-    name: str = Field(description="printed name; need not be unique")
-    id: str | None = Field(None, description="unique id; defaults to the name")
-    addr: U64 = Field(0, description="offset inside the parent (top level: the region's own addr)")
-    priority: Priority = 0
-    enabled: bool = True
-    readonly: bool = Field(False, description="QEMU's readonly flag (flat ranges below print rom)")
-    nonvolatile: bool = Field(False, description="QEMU's nonvolatile flag (printed nv-)")
-    subregions: list[Region] = Field(
-        default_factory=list, description="added in this order; later ones win ties"
-    )
-
-    @property
-    def key(self) -> str:
-        return self.id if self.id is not None else self.name
-
-
-class ContainerSpec(_RegionBase):
-    """Holds subregions; holes stay holes."""
-
-    kind: Literal["container"]
-    size: Size
-
-
-class _BackedSpec(_RegionBase):
-    size: Size
-    file: str | None = Field(
-        None, description="initial contents (path relative to this file), zero-padded"
-    )
-
-
-class RamSpec(_BackedSpec):
-    """RAM: read and written directly."""
-
-    kind: Literal["ram"]
-
-
-class RomSpec(_BackedSpec):
-    """ROM: read directly; writes fail with MEMTX_DECODE_ERROR."""
-
-    kind: Literal["rom"]
-
-
-DurationMs = Annotated[
-    float,
-    BeforeValidator(parse_duration_ms),
-    WithJsonSchema(
-        {
-            "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}],
-            "description": 'milliseconds, or a string with a unit: "250ms", "2s", "500us"',
-        }
-    ),
-]
-
-
-class InProcessDevice(_Strict):
-    """A device model the server runs itself (the same class `mmiobus device run` runs)."""
-
-    class_: str = Field(alias="class", description="MODULE:CLASS of an mmiobus.devices.Device")
-    name: str | None = Field(None, description="device name; defaults to the region id")
-    args: dict[str, Any] = Field(default_factory=dict, description="constructor arguments")
-
-    @model_validator(mode="after")
-    def _target(self) -> InProcessDevice:
-        module, _, cls = self.class_.partition(":")
-        if not module or not cls:
-            raise ValueError(f"class {self.class_!r} is not MODULE:CLASS")
-        return self
-
-
-class _OpsSpec(_Strict):
-    valid: AccessSpec = Field(default_factory=AccessSpec, description="sizes the device accepts")
-    impl: AccessSpec = Field(default_factory=AccessSpec, description="sizes the device implements")
-    endianness: Literal["native", "little", "big"] = "native"
-    device: str | InProcessDevice | None = Field(
-        None,
-        description="the device that serves this region: the name of a device process that "
-        "claims it, or a model the server runs ({class: MODULE:CLASS, args: {...}})",
-    )
-    absent: Literal["error", "unassigned", "ram"] = Field(
-        "error",
-        description="while its device is not attached: error = MEMTX_ERROR; unassigned = as if "
-        "no device were declared; ram = reads and writes hit scratch memory",
-    )
-    deadline: DurationMs | None = Field(
-        None, description="how long to wait for the device; default: the server's"
-    )
-    posted_writes: bool = Field(
-        False, description="writes need no answer: the bus answers OK at once, keeping order"
-    )
-
-    @model_validator(mode="after")
-    def _impl_unaligned(self) -> _OpsSpec:
-        if self.impl.unaligned and not self.valid.unaligned:
-            raise ValueError("impl.unaligned requires valid.unaligned")
-        return self
-
-
-class RomdSpec(_BackedSpec, _OpsSpec):
-    """ROM device: reads from its contents in ROMD mode, writes go to its ops."""
-
-    kind: Literal["romd"]
-    romd_mode: bool = True
-
-
-class MmioSpec(_RegionBase, _OpsSpec):
-    """I/O region served by ops; with none it answers as `unassigned` says."""
-
-    kind: Literal["mmio"]
-    size: Size
-    unassigned: Literal["memory", "io"] = Field(
-        "memory",
-        description="with no ops: memory = reads 0 and DECODE_ERROR; io = all-ones and OK",
-    )
-
-
-class AliasSpec(_RegionBase):
-    """A window of `size` bytes onto `target`, starting `offset` bytes into it."""
-
-    kind: Literal["alias"]
-    target: str = Field(description="id of the target region")
-    offset: U64 = 0
-    size: Size
-
-
-Region = Annotated[
-    ContainerSpec | RamSpec | RomSpec | RomdSpec | MmioSpec | AliasSpec,
-    Field(discriminator="kind"),
-]
-KINDS = ("container", "ram", "rom", "romd", "mmio", "alias")
-
-for _cls in (ContainerSpec, RamSpec, RomSpec, RomdSpec, MmioSpec, AliasSpec):
-    _cls.model_rebuild()
-
-
-class AddressSpaceSpec(_Strict):
-    name: str = Field(description="printed name")
-    id: str | None = Field(None, description="unique id; defaults to the name")
-    root: str = Field(description="id of the root region")
-
-    @property
-    def key(self) -> str:
-        return self.id if self.id is not None else self.name
-
-
-class MachineSpec(_Strict):
-    """A whole machine: its address spaces and region trees."""
-
-    endianness: Literal["little", "big"] = "little"
-    address_spaces: list[AddressSpaceSpec] = Field(default_factory=list)
-    regions: list[Region] = Field(
-        default_factory=list,
-        description="top-level regions: address-space roots and regions mapped nowhere",
-    )
-
-
-# -- errors ----------------------------------------------------------------------------------
-
-
-def _clean_loc(loc: tuple[Any, ...]) -> Path_:
-    # Drop the discriminator tags pydantic inserts after a list index ("regions", 0, "ram", ...).
-    out: list[str | int] = []
-    for i, part in enumerate(loc):
-        if isinstance(part, str) and part in KINDS and i > 0 and isinstance(loc[i - 1], int):
-            continue
-        out.append(part)
-    return tuple(out)
-
-
-def problem_message(err: dict[str, Any]) -> str:
-    """A person's wording of one pydantic error."""
-    kind = err["type"]
-    if kind == "union_tag_invalid":
-        tag = err.get("ctx", {}).get("tag")
-        return f"kind {tag!r} is not one of {', '.join(KINDS)}"
-    if kind == "union_tag_not_found":
-        return f"kind is missing (one of {', '.join(KINDS)})"
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind == "missing":
-        return "required field is missing"
-    msg = str(err["msg"])
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    if kind in (
-        "literal_error",
-        "less_than_equal",
-        "greater_than_equal",
-        "int_parsing",
-        "int_type",
-        "bool_type",
-        "bool_parsing",
-        "string_type",
-    ):
-        msg += f" (got {err.get('input')!r})"
-    return msg
-
-
-def problem_path(err: dict[str, Any]) -> Path_:
-    """Where one pydantic error points, without discriminator tags."""
-    path = _clean_loc(tuple(err["loc"]))
-    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        path = (*path, "kind")
-    return path
 
 
 def validate(data: Any, source: str = "", locate: Any = None) -> MachineSpec:
-    """Check parsed YAML/JSON against the schema; raise ``DescriptionError`` with every problem."""
+    """Check parsed YAML/JSON against the schema; raise ``DescriptionError`` with every problem.
+
+    ``None`` (an empty file) is an empty machine. ``source`` and ``locate`` (from ``load_yaml``)
+    place each problem in its file."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -303,32 +29,30 @@ def validate(data: Any, source: str = "", locate: Any = None) -> MachineSpec:
     try:
         return MachineSpec.model_validate(data)
     except ValidationError as e:
-        problems = [(problem_path(err), problem_message(err)) for err in e.errors()]
-        raise DescriptionError(problems, source, locate) from None
+        raise DescriptionError(problems_of(e), source, locate) from None
 
 
 def parse_text(text: str, source: str = "") -> tuple[MachineSpec, Any]:
-    """Parse YAML text; returns the spec and a locator from paths to (line, column)."""
+    """Parse and check YAML text; returns the spec and a locator from paths to (line, column)."""
     data, locate = load_yaml(text, source)
     return validate(data, source, locate), locate
 
 
-def json_schema() -> str:
-    """The JSON Schema of the format, for editors (``mmiobus schema``)."""
-    schema = MachineSpec.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "mmiobus machine description"
-    return json.dumps(schema, indent=2, sort_keys=False) + "\n"
-
-
-def load_file_contents(spec_file: str, base_dir: Path, size: int) -> bytes:
-    path = Path(spec_file)
-    if not path.is_absolute():
-        path = base_dir / path
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ValueError(f"cannot read {str(path)!r}: {e.strerror or e}") from None
-    if len(data) > size:
-        raise ValueError(f"{str(path)!r} has {len(data)} bytes, more than the region's {size}")
-    return data
+def require_address_space(spec: MachineSpec, source: str = "", locate: Any = None) -> None:
+    """Refuse a machine with no address space (nothing could be read or written on it), with
+    one line naming ``source`` and saying what to add."""
+    if spec.address_spaces:
+        return
+    root = spec.regions[0].key if spec.regions else "REGION"
+    top = (locate(()) if locate is not None else None) or (0, 0)  # where the file starts
+    raise DescriptionError(
+        [
+            (
+                (),
+                "the machine has no address space, so nothing on it can be accessed; add one, "
+                f"e.g. address_spaces: [{{name: memory, root: {root}}}]",
+            )
+        ],
+        source,
+        lambda _path: top,
+    )

@@ -8,6 +8,9 @@ read-only, and cannot tell a 0-byte region from a 1-byte one. The flat-view dump
   with subregions it is a "background" region, which in QEMU machines serves PCI-style
   unassigned I/O, so it gets ``unassigned: io``); one that never shows up is a container when it
   is enabled or has subregions, and a reservation (``mmio`` with no ops) otherwise;
+* the root of the address space named ``I/O`` is QEMU's system I/O region, whose ops are
+  ``unassigned_io_ops``: it answers all-ones and OK (``unassigned: io``) whether or not anything
+  is mapped in it (on most machines but x86 nothing is);
 * a ``start-start`` region is 1 byte when a flat range shows it, else 0 bytes;
 * where QEMU prints ``rom`` over a region whose own type is ``ram``, the alias that maps it is
   read-only.
@@ -18,245 +21,37 @@ space are matched to it by name, place and shape, so each region is described on
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mmiobus.memory.access import MASK64, TWO64
+from mmiobus.memory.addrspace import AddressSpace
 
-AS_LINE = re.compile(r"^address-space: (?P<name>.*)$")
-MR_LINE = re.compile(r"^memory-region: (?P<name>.*)$")
-TREE_LINE = re.compile(
-    r"^(?P<ovf>\[DETECTED OVERFLOW!\] )?(?P<indent>(?:  )+)"
-    r"(?P<start>[0-9a-f]{16})-(?P<end>[0-9a-f]{16}) "
-    r"\(prio (?P<prio>-?\d+), (?P<nv>nv-)?(?P<type>ramd|romd|rom|ram|i/o|container)\): "
-    r"(?:alias (?P<alias>.*?) @(?P<target>.*?) (?P<astart>[0-9a-f]{16})-(?P<aend>[0-9a-f]{16})"
-    r"|(?P<name>.*?))(?P<disabled> \[disabled\])?(?P<rest>( orphan| owner:\{.*| parent:\{.*)?)$"
+from .build import Machine
+from .description import validate
+from .qemu_dump import (
+    Dump,
+    FlatRangeLine,
+    FlatViewBlock,
+    Node,
+    QemuDumpError,
+    parse_dump,
 )
-FV_HEAD = re.compile(r"^FlatView #(?P<n>\d+)$")
-FV_AS = re.compile(r'^ AS "(?P<as>.*)", root: (?P<root>.*?)(?:, alias (?P<alias>.*))?$')
-FV_ROOT = re.compile(r"^ Root memory region: (?P<root>.*)$")
-FV_EMPTY = re.compile(r"^  No rendered FlatView$")
-FV_RANGE = re.compile(
-    r"^  (?P<start>[0-9a-f]{16})-(?P<end>[0-9a-f]{16}) "
-    r"\(prio (?P<prio>-?\d+), (?P<nv>nv-)?(?P<type>ramd|romd|rom|ram|i/o|container)\): "
-    r"(?P<rest>.*)$"
-)
-# After the name: " @OFFSET" (16 hex digits) when the offset is not 0, then with -o an owner,
-# then the accelerator's name when it maps the range (" KVM"). Names may contain " @".
-_ACCEL_SUFFIX = re.compile(r" (?:KVM|HVF|WHPX|NVMM|HAX|kvm|hvf|whpx|nvmm|hax)$")
-_OWNER_SUFFIX = re.compile(r"( orphan| owner:\{.*| parent:\{.*)$")
-_OFFSET_SUFFIX = re.compile(r" @(?P<off>[0-9a-f]{16})$")
+from .qemu_match import match_group_roots, match_sections, place
+from .yaml_writer import to_yaml
 
-
-def split_range_name(rest: str) -> tuple[str, int]:
-    """The region name and offset of a flat-view line's tail."""
-    rest = _ACCEL_SUFFIX.sub("", rest)
-    rest = _OWNER_SUFFIX.sub("", rest)
-    m = _OFFSET_SUFFIX.search(rest)
-    if m:
-        return rest[: m.start()], int(m.group("off"), 16)
-    return rest, 0
-
-
-class ImportError_(ValueError):
-    """The text is not a QEMU ``info mtree`` dump we can read; says which line and why."""
-
-
-@dataclass(eq=False)
-class Node:
-    """One printed region line, and then the region it denotes."""
-
-    name: str
-    start: int
-    end: int
-    prio: int
-    type: str
-    nv: bool
-    disabled: bool
-    level: int
-    lineno: int
-    target: str | None = None  # alias target name
-    alias_start: int = 0
-    children: list[Node] = field(default_factory=list)
-    parent: Node | None = None
-    # filled in by the importer
-    addr: int = 0
-    size: int = 0
-    kind: str = ""
-    id: str = ""
-    target_node: Node | None = None
-    readonly: bool = False
-
-    @property
-    def is_alias(self) -> bool:
-        return self.target is not None
-
-    def shape(self) -> tuple[Any, ...]:
-        return (
-            self.name,
-            self.addr,
-            self.end - self.start,
-            self.prio,
-            self.type,
-            self.disabled,
-            self.target,
-            self.alias_start,
-            tuple(c.shape() for c in self.children),
-        )
-
-
-@dataclass
-class FlatRangeLine:
-    start: int
-    end: int
-    prio: int
-    type: str
-    nv: bool
-    name: str
-    offset: int
-
-
-@dataclass
-class FlatViewBlock:
-    spaces: list[tuple[str, str]]  # (address space, root name)
-    root: str
-    ranges: list[FlatRangeLine]
-
-
-@dataclass
-class Dump:
-    groups: list[tuple[list[str], Node]]  # address-space names, root
-    sections: list[tuple[str, Node]]  # memory-region name, root
-    views: list[FlatViewBlock]
-
-
-def parse_dump(text: str) -> Dump:
-    """Read the tree (``info mtree [-D]``) and flat (``info mtree -f``) parts of a dump."""
-    groups: list[tuple[list[str], Node]] = []
-    sections: list[tuple[str, Node]] = []
-    views: list[FlatViewBlock] = []
-    pending_as: list[str] = []
-    section: str | None = None
-    stack: list[Node] = []
-    view: FlatViewBlock | None = None
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.rstrip("\r")
-        if line.startswith("(qemu)") or not line.strip():
-            stack = [] if not line.strip() else stack
-            continue
-        m = AS_LINE.match(line)
-        if m:
-            if stack:
-                pending_as = []
-            stack, section, view = [], None, None
-            pending_as.append(m.group("name"))
-            continue
-        m = MR_LINE.match(line)
-        if m:
-            stack, pending_as, view = [], [], None
-            section = m.group("name")
-            continue
-        m = FV_HEAD.match(line)
-        if m:
-            view = FlatViewBlock([], "", [])
-            views.append(view)
-            stack, pending_as, section = [], [], None
-            continue
-        if view is not None:
-            m = FV_AS.match(line)
-            if m:
-                view.spaces.append((m.group("as"), m.group("root")))
-                continue
-            m = FV_ROOT.match(line)
-            if m:
-                view.root = m.group("root")
-                continue
-            if FV_EMPTY.match(line):
-                continue
-            m = FV_RANGE.match(line)
-            if m:
-                name, offset = split_range_name(m.group("rest"))
-                view.ranges.append(
-                    FlatRangeLine(
-                        int(m.group("start"), 16),
-                        int(m.group("end"), 16),
-                        int(m.group("prio")),
-                        m.group("type"),
-                        bool(m.group("nv")),
-                        name,
-                        offset,
-                    )
-                )
-                continue
-            continue  # dispatch-tree dumps (-d) and anything else QEMU adds
-        m = TREE_LINE.match(line)
-        if not m:
-            raise ImportError_(f"line {lineno}: not a line of `info mtree` output: {line!r}")
-        level = len(m.group("indent")) // 2
-        node = Node(
-            name=m.group("alias") if m.group("alias") is not None else m.group("name"),
-            start=int(m.group("start"), 16),
-            end=int(m.group("end"), 16),
-            prio=int(m.group("prio")),
-            type=m.group("type"),
-            nv=bool(m.group("nv")),
-            disabled=bool(m.group("disabled")),
-            level=level,
-            lineno=lineno,
-            target=m.group("target"),
-            alias_start=int(m.group("astart"), 16) if m.group("astart") else 0,
-        )
-        while stack and stack[-1].level >= level:
-            stack.pop()
-        if stack:
-            if level != stack[-1].level + 1:
-                raise ImportError_(f"line {lineno}: indentation skips a level")
-            node.parent = stack[-1]
-            stack[-1].children.append(node)
-        elif level != 1:
-            # A child of a disabled region printed without -D: its parent line is missing.
-            raise ImportError_(
-                f"line {lineno}: region {node.name!r} has no parent line; "
-                "use the output of `info mtree -D` (with disabled regions)"
-            )
-        elif pending_as:
-            groups.append((pending_as, node))
-            pending_as = []
-        elif section is not None:
-            sections.append((section, node))
-            section = None
-        else:
-            raise ImportError_(f"line {lineno}: region line outside an address-space section")
-        stack.append(node)
-    if not groups and not sections:
-        raise ImportError_("no `info mtree` tree found (address-space: ... sections)")
-    return Dump(groups, sections, views)
-
+# ``mmiobus import-qemu`` imports these from here.
+__all__ = ["QemuDumpError", "import_dump", "parse_dump", "to_yaml"]
 
 _KNOWN_KINDS = {"ram": "ram", "ramd": "ram", "rom": "rom", "romd": "romd", "container": "container"}
-
-
-def _fits(alias: Node, target: Node) -> bool:
-    return alias.alias_start + ((alias.end - alias.start) & MASK64) < target.size or (
-        target.start == 0 and target.end == MASK64
-    )
-
-
-def _walk(node: Node) -> list[Node]:
-    out = [node]
-    for c in node.children:
-        out.extend(_walk(c))
-    return out
-
-
-def _place(node: Node, base: int) -> None:
-    node.addr = (node.start - base) & MASK64
-    for c in node.children:
-        _place(c, node.start)
+# QEMU names the address space over get_system_io() "I/O" (softmmu/physmem.c).
+_SYSTEM_IO_SPACE = "I/O"
 
 
 class _Importer:
+    """One import: the dump's trees, then the evidence its flat views give, then the
+    description (``run``)."""
+
     def __init__(self, dump: Dump) -> None:
         self.dump = dump
         self.warnings: list[str] = []
@@ -267,16 +62,19 @@ class _Importer:
         self.hollow: set[int] = set()  # id(node): some address it covers shows nothing
         self.one_byte: set[int] = set()  # id(node) printed start-start and shown 1 byte wide
         self.view_roots: list[tuple[FlatViewBlock, Node]] = []
+        self.system_io: set[int] = set()  # id(node): the root of QEMU's I/O address space
 
     def run(self) -> dict[str, Any]:
+        """The description, as plain data; ``warnings`` holds what was imported approximately."""
         dump = self.dump
         for _names, root in dump.groups:
-            _place(root, 0)
+            place(root, 0)
         for _name, root in dump.sections:
-            _place(root, 0)
-        self._match_group_roots()
-        self._match_sections()
-        self.nodes = [n for r in self.roots for n in _walk(r)]
+            place(root, 0)
+        self.roots = match_group_roots(dump)
+        match_sections(dump, self.roots)
+        self.system_io = {id(root) for names, root in dump.groups if _SYSTEM_IO_SPACE in names}
+        self.nodes = [n for r in self.roots for n in r.walk()]
         for n in self.nodes:
             n.size = ((n.end - n.start) & MASK64) + 1
             n.kind = _KNOWN_KINDS.get(n.type, "") if not n.is_alias else "alias"
@@ -288,114 +86,15 @@ class _Importer:
         self._assign_ids()
         return self._description()
 
-    # -- structure ----------------------------------------------------------------------------
-
-    def _match_group_roots(self) -> None:
-        """An address space may be rooted at a region that sits inside another address space's
-        tree (both print it); such a root is that nested region, not a second copy."""
-        nested: list[tuple[Node, Node]] = []  # (node, the group root it is printed under)
-        for _names, root in self.dump.groups:
-            nested.extend((n, root) for n in _walk(root)[1:])
-        taken: set[int] = set()
-        canon: dict[int, Node] = {}
-        for i, (names, root) in enumerate(self.dump.groups):
-            shape = root.shape()
-            match = next(
-                (
-                    n
-                    for n, under in nested
-                    if under is not root
-                    and id(n) not in taken
-                    and n.name == root.name
-                    and n.shape() == shape
-                ),
-                None,
-            )
-            if match is not None:
-                taken.add(id(match))
-                self.dump.groups[i] = (names, match)
-                for copy, same in zip(_walk(root), _walk(match), strict=True):
-                    canon[id(copy)] = same
-        # A root matched inside a tree that was itself a copy: follow to the region kept.
-        for i, (names, root) in enumerate(self.dump.groups):
-            while id(root) in canon and canon[id(root)] is not root:
-                root = canon[id(root)]
-            self.dump.groups[i] = (names, root)
-        for _names, root in self.dump.groups:
-            if root.parent is None and all(root is not r for r in self.roots):
-                self.roots.append(root)
-
-    def _match_sections(self) -> None:
-        """Each ``memory-region:`` section is an alias target: the region printed elsewhere with
-        the same name, place and shape, or else a region mapped nowhere (a new root). Then point
-        every alias at one of the sections named like its target."""
-        tree_nodes = [n for r in self.roots for n in _walk(r)]
-        matched: set[int] = set()
-        sections: dict[str, list[Node]] = {}
-        for name, root in self.dump.sections:
-            shape = root.shape()
-            match = next(
-                (
-                    n
-                    for n in tree_nodes
-                    if id(n) not in matched and n.name == name and n.shape() == shape
-                ),
-                None,
-            )
-            if match is None:
-                self.roots.append(root)
-                tree_nodes.extend(_walk(root))
-                match = root
-            matched.add(id(match))
-            sections.setdefault(name, []).append(match)
-        # Aliases in the order QEMU met them while printing (which is the order it queued their
-        # targets). When several sections share a name, aliases sharing a name are taken to
-        # share a target, and each new alias name takes the next section.
-        order: list[Node] = []
-        seen: set[int] = set()
-        queue = list(self.roots)
-        for root in queue:
-            for n in _walk(root):
-                if id(n) not in seen:
-                    seen.add(id(n))
-                    order.append(n)
-        taken: dict[str, int] = {}
-        by_alias_name: dict[tuple[str, str], Node] = {}
-        for n in order:
-            if not n.is_alias:
-                continue
-            candidates = sections.get(n.target or "")
-            if not candidates:
-                raise ImportError_(
-                    f"line {n.lineno}: alias {n.name!r} targets {n.target!r}, which has no "
-                    "`memory-region:` section in the dump"
-                )
-            key = (n.name, n.target or "")
-            if len(candidates) == 1:
-                n.target_node = candidates[0]
-            elif (key in by_alias_name and taken.get(n.target or "", 0) >= len(candidates)) or (
-                key in by_alias_name and _fits(n, by_alias_name[key])
-            ):
-                n.target_node = by_alias_name[key]
-            else:
-                k = taken.get(n.target or "", 0)
-                n.target_node = candidates[min(k, len(candidates) - 1)]
-                taken[n.target or ""] = k + 1
-            by_alias_name.setdefault(key, n.target_node)
-
     # -- evidence from the flat views ---------------------------------------------------------
 
     def _gather_evidence(self) -> None:
         roots_by_as: dict[tuple[str, str], Node] = {}
-        for names, root in self.dump.groups:
+        for names, group_root in self.dump.groups:
             for name in names:
-                roots_by_as.setdefault((name, root.name), root)
+                roots_by_as.setdefault((name, group_root.name), group_root)
         for view in self.dump.views:
-            root = None
-            for space in view.spaces:
-                root = roots_by_as.get(space)
-                if root is not None:
-                    break
+            root = next((roots_by_as[s] for s in view.spaces if s in roots_by_as), None)
             if root is None:
                 continue
             if view.root in ("", "(none)"):
@@ -551,7 +250,7 @@ class _Importer:
             d["target"] = n.target_node.id
             if n.alias_start:
                 d["offset"] = n.alias_start
-        if n.kind == "mmio" and n.children:
+        if n.kind == "mmio" and (n.children or id(n) in self.system_io):
             d["unassigned"] = "io"
         if n.children:
             d["subregions"] = [self._region(c, False) for c in _add_order(n.children)]
@@ -623,13 +322,11 @@ def _fix_readonly(imp: _Importer, desc: dict[str, Any]) -> dict[str, Any]:
     """Where QEMU shows ``rom`` over a range whose region is plain RAM, an alias on the way is
     read-only: build the machine, find our writable ranges inside QEMU's read-only ones, and
     mark the alias that maps each; repeat until nothing changes."""
-    from .build import Machine
-
     for _ in range(16):
-        machine = Machine.from_spec(_spec(desc), _here())
-        spaces: dict[tuple[str, str], Any] = {}
-        for as_ in machine.system.address_spaces:
-            spaces.setdefault((as_.name, as_.root.name), as_)
+        machine = Machine.from_spec(validate(desc), Path("."))
+        spaces: dict[tuple[str, str], AddressSpace] = {}
+        for space in machine.system.address_spaces:
+            spaces.setdefault((space.name, space.root.name), space)
         marked = 0
         for view, fv_root in imp.view_roots:
             as_ = next((spaces[s] for s in view.spaces if s in spaces), None)
@@ -650,74 +347,3 @@ def _fix_readonly(imp: _Importer, desc: dict[str, Any]) -> dict[str, Any]:
             break
         desc = imp._description()
     return desc
-
-
-def _spec(desc: dict[str, Any]) -> Any:
-    from .description import validate
-
-    return validate(desc)
-
-
-def _here() -> Any:
-    from pathlib import Path
-
-    return Path(".")
-
-
-# -- YAML output -----------------------------------------------------------------------------
-
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
-_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
-_HEX_KEYS = {"addr", "size", "offset"}
-
-
-def _scalar(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        if key in _HEX_KEYS and value:
-            return hex(value)
-        return str(value)
-    s = str(value)
-    if _PLAIN.match(s) and s.lower() not in _RESERVED:
-        return s
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _flow(d: dict[str, Any]) -> str:
-    return "{" + ", ".join(f"{k}: {_scalar(k, v)}" for k, v in d.items()) + "}"
-
-
-def _emit_region(d: dict[str, Any], indent: str, out: list[str]) -> None:
-    subs = d.get("subregions")
-    if not subs:
-        out.append(f"{indent}- {_flow({k: v for k, v in d.items() if k != 'subregions'})}")
-        return
-    first = True
-    for k, v in d.items():
-        if k == "subregions":
-            continue
-        out.append(f"{indent}{'- ' if first else '  '}{k}: {_scalar(k, v)}")
-        first = False
-    out.append(f"{indent}  subregions:")
-    for s in subs:
-        _emit_region(s, indent + "    ", out)
-
-
-def to_yaml(desc: dict[str, Any], header: str = "") -> str:
-    """Readable YAML for a description: containers in block style, leaves on one line."""
-    out: list[str] = []
-    if header:
-        out.extend(f"# {line}" if line else "#" for line in header.splitlines())
-    out.append(f"endianness: {desc.get('endianness', 'little')}")
-    out.append("address_spaces:")
-    for s in desc["address_spaces"]:
-        out.append(f"  - {_flow(s)}")
-    if not desc["address_spaces"]:
-        out[-1] += " []"
-    out.append("regions:")
-    for r in desc["regions"]:
-        _emit_region(r, "  ", out)
-    if not desc["regions"]:
-        out[-1] += " []"
-    return "\n".join(out) + "\n"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from mmiobus.machine import Machine
 from mmiobus.machine.qemu_import import import_dump, to_yaml
-from mmiobus.memory import mtree
+from mmiobus.memory import MemTxResult, mtree
 from support.mtree_compare import diff, flat_blocks, split_dump, tree_blocks
 
-FIXTURES = sorted((Path(__file__).parent / "fixtures" / "qemu").glob("*.txt"))
+FIXTURES = sorted((Path(__file__).parent.parent / "fixtures" / "qemu").glob("*.txt"))
 
 
 def imported(path: Path) -> Machine:
@@ -57,3 +57,29 @@ def test_import_marks_aliases_read_only_where_qemu_shows_rom():
     memory = machine.address_space("memory")
     fr = memory.flatview.lookup(0xC0000)
     assert fr is not None and fr.mr.name == "pc.ram" and fr.readonly
+
+
+SYSTEM_IO = [p for p in FIXTURES if "\naddress-space: I/O\n" in p.read_text()]
+
+
+def test_most_fixtures_have_qemus_system_io_space():
+    assert len(SYSTEM_IO) >= 40  # every machine has one, x86 or not
+
+
+@pytest.mark.parametrize("path", SYSTEM_IO, ids=lambda p: p.stem)
+def test_the_root_of_qemus_io_space_answers_like_unassigned_io(path: Path):
+    """QEMU's system I/O region has unassigned_io_ops: all-ones and MEMTX_OK, whether or not
+    anything is mapped in it (on non-x86 machines nothing is)."""
+    io_space = imported(path).address_space("I/O")
+    root = io_space.root
+    hole = next(fr for fr in io_space.flatview.ranges if fr.mr is root)
+    assert io_space.read(hole.start, 2) == (b"\xff\xff", MemTxResult.OK)
+    assert io_space.write(hole.start, b"\x12") == MemTxResult.OK
+
+
+def test_an_io_space_without_subregions_is_all_ones_everywhere():
+    path = next(p for p in FIXTURES if p.stem == "riscv64-virt")
+    io_space = imported(path).address_space("I/O")
+    assert io_space.root.subregions == []
+    assert io_space.read(0x0, 4) == (b"\xff" * 4, MemTxResult.OK)
+    assert io_space.read(0xFFFF, 1) == (b"\xff", MemTxResult.OK)

@@ -8,8 +8,7 @@ from importlib import resources
 import jsonschema
 import pytest
 import yaml
-from mmiobus.machine import Machine
-from mmiobus.machine.description import DescriptionError, json_schema
+from mmiobus.machine import DescriptionError, Machine, json_schema
 from mmiobus.memory import MemTxResult, RegionKind
 from mmiobus.units import parse_size
 
@@ -273,3 +272,39 @@ def test_json_schema_rejects_what_the_loader_rejects():
 def test_names_like_off_and_no_stay_strings_yaml_1_2_booleans():
     machine = load("regions: [{name: off, kind: ram, size: 1}, {name: no, kind: ram, size: 1}]")
     assert sorted(machine.regions) == ["no", "off"]
+
+
+def test_a_machine_with_no_address_space_loads_when_not_asked_to_serve():
+    """Region trees alone are fine for printing and for tests of the model."""
+    machine = load("regions: [{name: r, kind: ram, size: 1}]")
+    assert machine.spaces == {}
+
+
+def test_serving_a_machine_with_no_address_space_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "board.yaml"
+    path.write_text("regions: [{name: system, kind: container, size: 2**64}]\n")
+    with pytest.raises(DescriptionError) as info:
+        Machine.from_file(path, require_address_space=True)
+    assert str(info.value) == (
+        f"{path}:1:1: the machine has no address space, so nothing on it can be accessed; add one, "
+        "e.g. address_spaces: [{name: memory, root: system}]"
+    )
+
+
+def test_an_empty_file_has_no_address_space_either(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing yet\n")
+    with pytest.raises(DescriptionError, match=r"no address space.*root: REGION"):
+        Machine.from_file(path, require_address_space=True)
+    assert Machine.from_file(path).spaces == {}
+
+
+def test_other_problems_come_before_the_missing_address_space():
+    with pytest.raises(DescriptionError) as info:
+        Machine.from_text(
+            "regions: [{name: a, kind: ram, size: lots}]",
+            source="m.yaml",
+            require_address_space=True,
+        )
+    [line] = str(info.value).splitlines()
+    assert line.startswith("m.yaml:1:38: regions[0].size: 'lots' is not a size")
