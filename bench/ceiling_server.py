@@ -17,6 +17,7 @@ import grpc
 from mmiobus.server.config import Limits
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
+from mmiobus.wire import limits_to_pb
 
 ZERO = b"\0\0\0\0"
 
@@ -37,17 +38,7 @@ class Ceiling(bus_pb2_grpc.BusServicer):
             yield pb.RwStreamResponse(results=[_reply(r) for r in message.accesses])
 
     async def GetInfo(self, request, context):  # type: ignore[no-untyped-def]
-        lim = Limits()
-        return pb.Info(
-            version="ceiling",
-            limits=pb.Limits(
-                max_access_bytes=lim.max_access_bytes,
-                max_batch_bytes=lim.max_batch_bytes,
-                max_batch_accesses=lim.max_batch_accesses,
-                max_topology_ops=lim.max_topology_ops,
-                max_message_bytes=lim.max_message_bytes,
-            ),
-        )
+        return pb.Info(version="ceiling", limits=limits_to_pb(Limits()))
 
 
 async def main(addresses: list[str]) -> None:

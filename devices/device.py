@@ -37,26 +37,16 @@ import asyncio
 import contextvars
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from mmiobus.memory.access import MemTxAttrs, MemTxResult
 from mmiobus.memory.addrspace import ReadResult
 
+from .host import DmaRequest, Host, RegionInfo
 from .registers import RegisterFile
 
 log = structlog.get_logger("mmiobus.device")
-
-
-@dataclass(frozen=True)
-class RegionInfo:
-    """A region the device serves, as the bus will use it."""
-
-    id: str
-    size: int
-    byteorder: str  # "little" or "big": how a value's bytes lie on the bus
-    posted_writes: bool = False
-    romd: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,28 +59,6 @@ class _Current:
 _CURRENT: contextvars.ContextVar[_Current | None] = contextvars.ContextVar(
     "mmiobus_device_access", default=None
 )
-
-
-class Host(Protocol):
-    """What runs a device: the remote runner or the server itself."""
-
-    name: str
-
-    async def dma(
-        self,
-        address_space: str,
-        addr: int,
-        size: int | None,
-        data: bytes | None,
-        attrs: MemTxAttrs,
-        on_behalf_of: int | None,
-    ) -> tuple[bytes, MemTxResult]: ...
-
-    def set_irq(self, line: str, level: bool) -> None: ...
-
-    def pulse_irq(self, line: str) -> None: ...
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
 
 
 class DmaFault(Exception):
@@ -254,6 +222,8 @@ class Device:
         return self._host.spawn(coro)
 
     # -- what the hosts call ------------------------------------------------------------------
+    # A host (see mmiobus.devices.host) attaches the device, hands it the accesses to its
+    # regions and asks it to reset; device models do not call these themselves.
 
     async def _dma(
         self,
@@ -266,11 +236,19 @@ class Device:
         if self._host is None:
             raise RuntimeError("the device is not attached to a bus")
         cur = _CURRENT.get()
-        on_behalf = cur.access_id if cur is not None else None
-        attrs = attrs or MemTxAttrs(requester_id=self.requester_id)
-        return await self._host.dma(address_space, addr, size, data, attrs, on_behalf)
+        request = DmaRequest(
+            address_space,
+            addr,
+            len(data) if data is not None else (size or 0),
+            data,
+            attrs or MemTxAttrs(requester_id=self.requester_id),
+            cur.access_id if cur is not None else None,
+        )
+        return await self._host.dma(request)
 
-    async def _attach(self, host: Host, regions: list[RegionInfo]) -> None:
+    async def bind(self, host: Host, regions: list[RegionInfo]) -> None:
+        """The host attached the device: it serves ``regions`` from now on. Raises the lines
+        that are already high on the host, then runs ``start``."""
         self._host = host
         self.regions = regions
         for irq in self._irqs.values():
@@ -280,7 +258,8 @@ class Device:
         if out is not None:
             await out
 
-    async def _detach(self) -> None:
+    async def unbind(self) -> None:
+        """The host detached the device: runs ``stop``."""
         try:
             out = self.stop()
             if out is not None:
@@ -288,12 +267,13 @@ class Device:
         finally:
             self._host = None
 
-    async def _reset(self) -> None:
+    async def perform_reset(self) -> None:
+        """The bus asked for a reset: runs ``reset``."""
         out = self.reset()
         if out is not None:
             await out
 
-    def _serve(
+    def serve(
         self,
         region: RegionInfo,
         offset: int,
@@ -303,7 +283,10 @@ class Device:
         attrs: MemTxAttrs,
         access_id: int | None,
     ) -> Any:
-        """Run a handler: its answer, or a coroutine giving it (for async handlers)."""
+        """Run a handler for one access. The answer, normalised once for every host: a read's
+        value fitted to ``size`` bytes, or ``(value, MemTxResult)``; a write's ``None`` or
+        ``MemTxResult``; or, for an async handler, a coroutine giving that answer. A handler
+        that raises raises here (the host answers MEMTX_ERROR)."""
         cur = _Current(region, access_id, attrs)
         token = _CURRENT.set(cur)
         try:
@@ -326,9 +309,10 @@ class Device:
 def _answer(out: Any, size: int, write: bool) -> Any:
     """A handler's return value as the bus wants it: a read's value fitted to ``size`` bytes
     (or (value, MemTxResult)); a write's None or MemTxResult."""
+    mask = (1 << (8 * size)) - 1
     if write:
-        return out
+        return None if out is None else MemTxResult(int(out) & 7)
     if isinstance(out, tuple):
         value, result = out
-        return int(value) & ((1 << (8 * size)) - 1), result
-    return int(out or 0) & ((1 << (8 * size)) - 1)
+        return int(value) & mask, MemTxResult(int(result) & 7)
+    return int(out or 0) & mask

@@ -20,19 +20,28 @@ from typing import Any
 
 import grpc
 import structlog
-from mmiobus.client.core import channel_target
+from mmiobus.endpoints import open_channel
 from mmiobus.memory.access import MemTxAttrs, MemTxResult
 from mmiobus.v1 import bus_pb2 as bpb
 from mmiobus.v1 import devices_pb2 as pb
 from mmiobus.v1 import devices_pb2_grpc
+from mmiobus.wire import (
+    CallStatus,
+    attrs_from_pb,
+    byteorder,
+    endianness_to_pb,
+    set_attrs,
+    size_from_pb,
+    size_to_pb,
+    status_code,
+)
 
-from .device import Device, RegionInfo
+from .device import Device
+from .host import DmaRequest, RegionInfo
 
 log = structlog.get_logger("mmiobus.device")
 
 PROTOCOL = 1
-MASK64 = (1 << 64) - 1
-_ENDIAN = {"native": bpb.NATIVE, "little": bpb.LITTLE, "big": bpb.BIG}
 
 
 class RegionRefused(Exception):
@@ -74,20 +83,6 @@ _RETRYABLE = {
     grpc.StatusCode.INTERNAL,
 }
 
-# Notice a bus (or a network) that went away without a word.
-KEEPALIVE = [
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-]
-
-
-def _code(value: int) -> grpc.StatusCode:
-    for code in grpc.StatusCode:
-        if code.value[0] == value:
-            return code
-    return grpc.StatusCode.UNKNOWN
-
 
 class RemoteHost:
     """The ``Host`` a device sees while attached over a stream."""
@@ -110,32 +105,19 @@ class RemoteHost:
 
     # -- Host interface -----------------------------------------------------------------------
 
-    async def dma(
-        self,
-        address_space: str,
-        addr: int,
-        size: int | None,
-        data: bytes | None,
-        attrs: MemTxAttrs,
-        on_behalf_of: int | None,
-    ) -> tuple[bytes, MemTxResult]:
+    async def dma(self, request: DmaRequest) -> tuple[bytes, MemTxResult]:
         rid = next(self.ids)
         req = pb.DmaRequest(
-            id=rid, address_space=address_space, addr=addr, on_behalf_of=on_behalf_of or 0
+            id=rid,
+            address_space=request.address_space,
+            addr=request.addr,
+            on_behalf_of=request.on_behalf_of or 0,
         )
-        if data is not None:
-            req.write = data
+        if request.data is not None:
+            req.write = request.data
         else:
-            req.read = size or 0
-        if attrs.secure or attrs.user or attrs.memory or attrs.requester_id:
-            req.attrs.CopyFrom(
-                bpb.Attrs(
-                    requester_id=attrs.requester_id,
-                    secure=attrs.secure,
-                    user=attrs.user,
-                    memory=attrs.memory,
-                )
-            )
+            req.read = request.size
+        set_attrs(req, request.attrs)
         fut = asyncio.get_running_loop().create_future()
         self.waiting[("dma", rid)] = fut
         self.outbox.put_nowait(pb.DeviceMessage(dma=req))
@@ -169,7 +151,7 @@ class RemoteHost:
         self.outbox.put_nowait(pb.DeviceMessage(region=req))
         reply: pb.RegionReply = await fut
         if reply.code:
-            raise RegionRefused(_code(reply.code), reply.message)
+            raise RegionRefused(status_code(reply.code), reply.message)
         return reply
 
     async def writer(self) -> None:
@@ -234,7 +216,7 @@ class RemoteHost:
                 await asyncio.gather(*self.running, return_exceptions=True)
             self.flush()
             try:
-                await self.runner.device._reset()
+                await self.runner.device.perform_reset()
             except Exception:
                 log.exception("device reset failed", device=self.name)
             self.outbox.put_nowait(pb.DeviceMessage(reset_done=pb.ResetDone(id=reset_id)))
@@ -271,10 +253,9 @@ class RemoteHost:
         info = self.handles.get(access.handle)
         if info is None:
             return _reply(access, 0, MemTxResult.DECODE_ERROR)
-        a = access.attrs
-        attrs = MemTxAttrs(a.requester_id, a.secure, a.user, a.memory)
+        attrs = attrs_from_pb(access.attrs) if access.HasField("attrs") else _NO_ATTRS
         try:
-            out = device._serve(
+            out = device.serve(
                 info, access.offset, access.size, access.write, access.value, attrs, access.id
             )
         except Exception:
@@ -302,15 +283,19 @@ class RemoteHost:
         )
 
 
+_NO_ATTRS = MemTxAttrs()
+
+
 def _reply(access: pb.Access, value: int, result: int) -> pb.AccessReply | None:
     if access.posted:
         return None
-    return pb.AccessReply(id=access.id, value=value, result=int(result) & 7)
+    return pb.AccessReply(id=access.id, value=value, result=result)
 
 
 def _answer(access: pb.Access, out: Any) -> pb.AccessReply | None:
+    """The reply to ``access`` from ``Device.serve``'s answer (already normalised there)."""
     if access.write:
-        return _reply(access, 0, int(out) if out is not None else 0)
+        return _reply(access, 0, out or 0)
     if isinstance(out, tuple):
         return _reply(access, out[0], out[1])
     return _reply(access, out, 0)
@@ -371,10 +356,7 @@ class DeviceRunner:
             delay = min(delay * 2, 5.0)
 
     async def _session(self) -> bool:
-        async with grpc.aio.insecure_channel(
-            channel_target(self.server),
-            options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
-        ) as channel:
+        async with open_channel(self.server) as channel:
             call = devices_pb2_grpc.DevicesStub(channel).Attach()
             host = RemoteHost(self, call)
             await call.write(
@@ -398,7 +380,7 @@ class DeviceRunner:
                 code = await call.code()
                 details = await call.details()
                 if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
-                    raise _Status(code, details)
+                    raise CallStatus(code, details)
                 raise Refused(code, details)
             tasks = [asyncio.create_task(host.writer(), name=f"{self.name}-writer")]
             reader = asyncio.create_task(host.reader(), name=f"{self.name}-reader")
@@ -407,7 +389,7 @@ class DeviceRunner:
                 regions = await self._regions(host)
                 self.sessions += 1
                 attached = True
-                await self.device._attach(host, regions)
+                await self.device.bind(host, regions)
                 if self.on_ready is not None:
                     self.on_ready(self, regions)
                 await reader
@@ -419,7 +401,7 @@ class DeviceRunner:
                     if not fut.done():
                         fut.cancel()
                 if self.device.attached:
-                    await self.device._detach()
+                    await self.device.unbind()
             return attached
 
     async def _regions(self, host: RemoteHost) -> list[RegionInfo]:
@@ -428,10 +410,10 @@ class DeviceRunner:
             p, d = self.placement, self.device
             reg = pb.RegisterRegion(
                 id=p.region_id or self.name,
-                size=MASK64 if d.size >= 1 << 64 else d.size,
+                size=size_to_pb(d.size),
                 valid=bpb.AccessSpec(min=d.valid[0], max=d.valid[1], unaligned=d.unaligned),
                 impl=bpb.AccessSpec(min=d.impl[0], max=d.impl[1], unaligned=d.unaligned),
-                endianness=_ENDIAN[d.endianness],
+                endianness=endianness_to_pb(d.endianness),
                 posted_writes=d.posted_writes,
                 addr=p.addr,
                 priority=p.priority,
@@ -447,23 +429,8 @@ class DeviceRunner:
             reply = await host.request_region(req)
             r = reply.region
             info = RegionInfo(
-                r.id,
-                (1 << 64) if r.size == MASK64 else r.size,
-                "big" if r.endianness == bpb.BIG else "little",
-                r.posted_writes,
-                r.romd,
+                r.id, size_from_pb(r.size), byteorder(r.endianness), r.posted_writes, r.romd
             )
             host.handles[reply.handle] = info
             regions.append(info)
         return regions
-
-
-class _Status(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        self._code, self._details = code, details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details

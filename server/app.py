@@ -8,58 +8,49 @@ import os
 import signal
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path
 
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from mmiobus import __version__
+from mmiobus.endpoints import parse_address
 from mmiobus.machine import Machine
 from mmiobus.v1 import bus_pb2, devices_pb2
 
-from .config import Limits
-from .irq import IrqRegistry
-from .services.bus import BusService
-from .services.devices import DevicesService
-from .services.registry import register
+from .config import ServerConfig
+from .core import BusCore
+from .services.devices import DeviceService
+from .services.irqs import IrqService
+from .services.registration import register
+from .services.rw import AccessService
+from .services.topology import TopologyService
+from .services.tracing import TraceService
 
 log = structlog.get_logger("mmiobus.server")
 
 DEFAULT_LISTEN = "127.0.0.1:7170"
-
-
-def version() -> str:
-    try:
-        return metadata.version("mmiobus")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "0+unknown"
+BUS = bus_pb2.DESCRIPTOR.services_by_name["Bus"]
+DEVICES = devices_pb2.DESCRIPTOR.services_by_name["Devices"]
 
 
 class ListenError(Exception):
     """The server could not listen where it was asked to."""
 
 
-@dataclass
 class BusServer:
-    """A running server: the gRPC server, the services, and where it listens."""
+    """A running server: the core, the gRPC server with its services, and where it listens."""
 
-    machine: Machine
-    limits: Limits = field(default_factory=Limits)
-    device_deadline_ms: float = 1000.0
-    device_tokens: frozenset[str] = frozenset()
-    trace_queue: int = 10_000
-    trace_max_data: int = 4096
-    server: grpc.aio.Server | None = None
-    bus: BusService | None = None
-    devices: DevicesService | None = None
-    irqs: IrqRegistry = field(default_factory=IrqRegistry)
-    health: health.aio.HealthServicer | None = None
-    addresses: list[str] = field(default_factory=list)
+    def __init__(self, machine: Machine, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.core = BusCore(machine, self.config, __version__)
+        self.server: grpc.aio.Server | None = None
+        self.health: health.aio.HealthServicer | None = None
+        self.addresses: list[str] = []
+        self._access: AccessService | None = None
 
     async def start(self, listen: list[str]) -> None:
-        lim = self.limits
+        lim = self.config.limits
         self.server = grpc.aio.server(
             options=[
                 # gRPC's own refusal does not say which option to change: let messages up to
@@ -78,60 +69,32 @@ class BusServer:
                 ("grpc.http2.max_pings_without_data", 0),
             ]
         )
-        self.bus = BusService(self.machine, lim, version())
-        self.bus.trace_defaults.queue_capacity = self.trace_queue
-        self.bus.trace_defaults.max_data_limit = self.trace_max_data
-        register(
-            self.bus,
-            self.server,
-            bus_pb2.DESCRIPTOR.services_by_name["Bus"],
-            max_message_bytes=lim.max_message_bytes,
-        )
-        self.devices = DevicesService(
-            self.machine,
-            self.irqs,
-            self.bus.refresh_spaces,
-            version(),
-            default_deadline_ms=self.device_deadline_ms,
-            tokens=self.device_tokens,
-            max_access_bytes=lim.max_access_bytes,
-        )
-        self.bus.devices = self.devices.served
-        self.bus.pipeline_key = self.devices.pipeline_key
-        self.devices.tracer = self.bus
-        register(
-            self.devices,
-            self.server,
-            devices_pb2.DESCRIPTOR.services_by_name["Devices"],
-            max_message_bytes=lim.max_message_bytes,
-        )
+        core = self.core
+        self._access = AccessService(core)
+        bus_services = [self._access, TraceService(core), TopologyService(core)]
+        device_services = [DeviceService(core), IrqService(core)]
+        register(self.server, BUS, bus_services, lim.max_message_bytes)
+        register(self.server, DEVICES, device_services, lim.max_message_bytes)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        names = [
-            bus_pb2.DESCRIPTOR.services_by_name["Bus"].full_name,
-            devices_pb2.DESCRIPTOR.services_by_name["Devices"].full_name,
-            health.SERVICE_NAME,
-            reflection.SERVICE_NAME,
-        ]
+        names = [BUS.full_name, DEVICES.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection.enable_server_reflection(names, self.server)
         for address in listen or [DEFAULT_LISTEN]:
             self.addresses.append(self._listen(address))
         await self.server.start()
-        await self.devices.start_local_devices()
-        for name in ("", names[0], names[1]):
+        await core.devices.start_in_process(core)
+        for name in ("", BUS.full_name, DEVICES.full_name):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving", machine=self.machine.source, addresses=self.addresses)
+        log.info("serving", machine=core.machine.source, addresses=self.addresses)
 
     def _listen(self, address: str) -> str:
         assert self.server is not None
-        if address.startswith("unix:"):
-            path = address.removeprefix("unix://").removeprefix("unix:")
-            if not path.startswith("/"):
-                path = str(Path(path).resolve())
-            _remove_stale_socket(path)
-            target = f"unix:{path}"
-        else:
-            target = address
+        try:
+            target = parse_address(address)
+        except ValueError as e:
+            raise ListenError(f"cannot listen on {address}: {e}") from None
+        if target.startswith("unix:"):
+            _remove_stale_socket(target.removeprefix("unix:"))
         try:
             port = self.server.add_insecure_port(target)
         except RuntimeError as e:
@@ -145,24 +108,24 @@ class BusServer:
         """Stop accepting calls, let those in flight finish (up to ``grace`` seconds)."""
         if self.server is None:
             return
+        core = self.core
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
-        grace = self.limits.grace_seconds if grace is None else grace
+        grace = self.config.limits.grace_seconds if grace is None else grace
         # The server stops taking calls at once; the calls in flight get `grace` seconds. Streams
         # that only wait (traces, watches, idle RwStreams) end now; devices stay until the
         # accesses in flight (which may be waiting for them) are done.
         stopped = asyncio.ensure_future(self.server.stop(grace))
-        if self.bus is not None:
-            self.bus.stop_streams()
-            try:
-                await asyncio.wait_for(self.bus.idle.wait(), grace)
-            except TimeoutError:
-                pass
-        if self.devices is not None:
-            self.devices.end_sessions()
+        core.stopping.set()
+        if self._access is not None:
+            self._access.stop_streams()
+        try:
+            await asyncio.wait_for(core.inflight.idle.wait(), grace)
+        except TimeoutError:
+            pass
+        core.devices.end_sessions()
         await stopped
-        if self.devices is not None:
-            await self.devices.stop_local_devices()
+        await core.devices.stop_in_process()
         for address in self.addresses:
             if address.startswith("unix:"):
                 _remove_stale_socket(address.removeprefix("unix:"))
@@ -178,10 +141,9 @@ def _remove_stale_socket(path: str) -> None:
 
 async def run(
     machine: Machine,
+    config: ServerConfig,
     listen: list[str],
-    limits: Limits,
     on_ready: Callable[[list[str]], None] | None = None,
-    **options: object,
 ) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully; returns the exit status."""
     # Handle signals before announcing the addresses: a supervisor may signal at once.
@@ -189,13 +151,17 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    bus = BusServer(machine, limits, **options)  # type: ignore[arg-type]
-    await bus.start(listen)
+    bus = BusServer(machine, config)
+    try:
+        await bus.start(listen)
+    except BaseException:
+        await bus.stop(0)
+        raise
     _tune_gc()
     if on_ready is not None:
         on_ready(bus.addresses)
     await stop.wait()
-    log.info("shutting down", grace_seconds=limits.grace_seconds)
+    log.info("shutting down", grace_seconds=config.limits.grace_seconds)
     await bus.stop()
     log.info("stopped")
     return 0
@@ -211,16 +177,15 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def run_forever(
+def serve_forever(
     machine: Machine,
+    config: ServerConfig,
     listen: list[str],
-    limits: Limits,
     on_ready: Callable[[list[str]], None] | None = None,
-    **options: object,
 ) -> int:
     """``run`` on uvloop where it is available."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - e.g. Windows
-        return asyncio.run(run(machine, listen, limits, on_ready, **options))
-    return uvloop.run(run(machine, listen, limits, on_ready, **options))
+        return asyncio.run(run(machine, config, listen, on_ready))
+    return uvloop.run(run(machine, config, listen, on_ready))

@@ -1,8 +1,11 @@
-"""Limits on what one request may ask for (each configurable with a `mmiobus serve` option)."""
+"""The server's configuration: limits and options, decided once at start-up, in one frozen place.
+
+Every refusal names the limit (its `mmiobus serve` option) and the offending value.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MIB = 1 << 20
 # The most a reply spends on one access besides its data: the result's framing (tag and
@@ -12,7 +15,7 @@ REPLY_OVERHEAD = 32
 
 @dataclass(frozen=True)
 class Limits:
-    """Every rejection names the limit (its command-line option) and the offending value."""
+    """What one request may ask for."""
 
     max_access_bytes: int = 1 * MIB  # --max-access-bytes
     max_batch_bytes: int = 16 * MIB  # --max-batch-bytes
@@ -42,3 +45,39 @@ class Limits:
     @property
     def min_message_bytes(self) -> int:
         return self.max_batch_bytes + REPLY_OVERHEAD * self.max_batch_accesses + 64
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    """Server-wide trace settings (`--trace-queue`, `--trace-max-data`)."""
+
+    queue_capacity: int = 10_000  # --trace-queue: a subscriber's queue unless it asks
+    max_queue_capacity: int = 1_000_000  # the most a subscriber may ask for
+    max_data_bytes: int = 64  # data kept per event unless the subscriber asks
+    max_data_limit: int = 4096  # --trace-max-data: the most a subscriber may ask for
+    batch: int = 512  # events per stream message
+    # A stream message costs far more than an event: after the first event of a batch, wait
+    # this long for more to join it (unless the batch fills first).
+    flush_seconds: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.queue_capacity < 1:
+            raise ValueError(f"--trace-queue must be at least 1, not {self.queue_capacity}")
+        if self.max_data_limit < 0:
+            raise ValueError(f"--trace-max-data must not be negative, not {self.max_data_limit}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything `mmiobus serve` was told, besides the machine and where to listen."""
+
+    limits: Limits = field(default_factory=Limits)
+    trace: TraceSettings = field(default_factory=TraceSettings)
+    device_deadline_ms: float = 1000.0  # --device-deadline: a region's `deadline` wins
+    device_tokens: frozenset[str] = frozenset()  # --device-token
+
+    def __post_init__(self) -> None:
+        if not 0 < self.device_deadline_ms <= 3_600_000:
+            raise ValueError(
+                f"--device-deadline must be in (0, 3600000] ms, not {self.device_deadline_ms:g}"
+            )

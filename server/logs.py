@@ -1,8 +1,10 @@
-"""Logging for the server processes: configured once, at the entry point.
+"""Logging for the long-running commands (`serve`, `device run`, `cpu run`): configured once,
+at the entry point.
 
 Console output (coloured in a terminal) for people, JSON lines (`--log-format json`) for
-machines. Everything goes to standard error; standard output carries only what scripts read
-(the addresses the server listens on).
+machines; records from the standard library's logging (grpc's own, say) go through the same
+pipeline, so a JSON log is JSON throughout. Timestamps are UTC. Everything goes to standard
+error; standard output carries only what scripts read (the addresses the server listens on).
 """
 
 from __future__ import annotations
@@ -12,24 +14,28 @@ import sys
 
 import structlog
 
+LEVELS = ("debug", "info", "warning", "error")
+FORMATS = ("console", "json")
+
 
 def configure(fmt: str = "console", level: str = "info") -> None:
-    """Route structlog (and stdlib logging, e.g. grpc's) to stderr in ``fmt``."""
+    """Route structlog (and stdlib logging, e.g. grpc's) to stderr in ``fmt`` at ``level``."""
+    if level.lower() not in LEVELS:
+        raise ValueError(f"unknown log level {level!r} (one of {', '.join(LEVELS)})")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown log format {fmt!r} (one of {', '.join(FORMATS)})")
     numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise ValueError(f"unknown log level {level!r}")
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=False),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    renderer: structlog.typing.Processor
     if fmt == "json":
-        renderer: structlog.typing.Processor = structlog.processors.JSONRenderer()
         shared.append(structlog.processors.format_exc_info)
-    elif fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        renderer = structlog.processors.JSONRenderer()
     else:
-        raise ValueError(f"unknown log format {fmt!r} (console or json)")
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -37,7 +43,12 @@ def configure(fmt: str = "console", level: str = "info") -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.WARNING))

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import collections
 import fnmatch
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from mmiobus.memory.access import MemTxResult
+from mmiobus.wire import result_names  # noqa: F401 - re-exported for older importers
 
 if TYPE_CHECKING:
     from mmiobus.memory.addrspace import AddressSpace
@@ -45,8 +44,8 @@ class Event(NamedTuple):
     latency_ns: int  # for accesses that waited for a device: how long; else 0
 
 
-class Access(NamedTuple):
-    """A completed access as its server records it for the tracer, cheaply: the region that
+class AccessRecord(NamedTuple):
+    """A completed access as the bus records it for the tracer, cheaply: the region that
     served it is looked up (in ``view``) only if some subscriber may want it."""
 
     space: AddressSpace
@@ -56,7 +55,7 @@ class Access(NamedTuple):
     is_write: bool
     data: bytes
     result: int
-    initiator: str  # "client" or the device whose DMA this is
+    initiator: str  # "client", a device (its DMA) or a CPU
     requester_id: int
     latency_ns: int  # 0 unless the access waited for a device
     timestamp_ns: int
@@ -226,8 +225,8 @@ Describe = Callable[[Any, int], Event]  # (a record, its seq) -> Event
 Span = Callable[[Sequence[Any]], tuple[int, int]]  # records -> (lowest addr, end of highest)
 
 
-def access_span(accesses: Sequence[Access]) -> tuple[int, int]:
-    """The addresses a group of ``Access`` records touches, as one half-open span."""
+def access_span(accesses: Sequence[AccessRecord]) -> tuple[int, int]:
+    """The addresses a group of ``AccessRecord`` records touches, as one half-open span."""
     return min(a.addr for a in accesses), max(a.addr + max(a.size, 1) for a in accesses)
 
 
@@ -236,7 +235,7 @@ class TraceHub:
     recording anything.
 
     Accesses are offered in groups (``offer``): the caller records each one cheaply (an
-    ``Access``, or whatever is cheapest for it to keep), and ``describe`` turns a record into an
+    ``AccessRecord``, or whatever is cheapest for it to keep), and ``describe`` turns a record into an
     ``Event`` — looking up its region — only when some subscriber may want it. A subscriber
     that wants everything takes what fits in its queue and counts the rest as lost at once; one
     whose address ranges the group does not touch skips it. When no subscriber can take any of a
@@ -322,14 +321,3 @@ class TraceHub:
                     event = events[i] = describe(accesses[i], base + i + 1)
                 if accept(event):
                     sub._put(event)
-
-
-def now_ns() -> int:
-    return time.monotonic_ns()
-
-
-def result_names(result: int) -> str:
-    """``OK`` or the fault bits, e.g. ``DECODE_ERROR|ERROR``."""
-    if not result:
-        return "OK"
-    return "|".join(b.name for b in MemTxResult if b and b & result and b.name)

@@ -9,7 +9,7 @@ never a region size). A malformed value raises ``InvalidArgumentError`` naming t
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -63,8 +63,9 @@ def attrs_from_pb(attrs: pb.Attrs, where: str = "request") -> MemTxAttrs:
     return MemTxAttrs(attrs.requester_id, attrs.secure, attrs.user, attrs.memory)
 
 
-def set_attrs(message: pb.RwRequest | pb.DmaRequest, attrs: MemTxAttrs) -> None:
-    """Fill ``message.attrs`` unless ``attrs`` are the defaults (which need not travel)."""
+def set_attrs(message: Any, attrs: MemTxAttrs) -> None:
+    """Fill ``message.attrs`` (an ``RwRequest``, a ``DmaRequest``, ...) unless ``attrs`` are the
+    defaults (which need not travel)."""
     if attrs.requester_id or attrs.secure or attrs.user or attrs.memory:
         message.attrs.CopyFrom(attrs_to_pb(attrs))
 
@@ -87,9 +88,13 @@ def result_names(result: int) -> str:
 
 # -- enums -------------------------------------------------------------------------------------
 
-_ENDIANNESS = {Endianness.NATIVE: pb.NATIVE, Endianness.LITTLE: pb.LITTLE, Endianness.BIG: pb.BIG}
-_ENDIANNESS_BACK = {v: k for k, v in _ENDIANNESS.items()}
-_KINDS = {
+_ENDIANNESS: dict[Endianness, pb.Endianness] = {
+    Endianness.NATIVE: pb.NATIVE,
+    Endianness.LITTLE: pb.LITTLE,
+    Endianness.BIG: pb.BIG,
+}
+_ENDIANNESS_BACK: dict[int, Endianness] = {v: k for k, v in _ENDIANNESS.items()}
+_KINDS: dict[RegionKind, pb.RegionKind] = {
     RegionKind.CONTAINER: pb.CONTAINER,
     RegionKind.RAM: pb.RAM,
     RegionKind.ROM: pb.ROM,
@@ -97,12 +102,15 @@ _KINDS = {
     RegionKind.MMIO: pb.MMIO,
     RegionKind.ALIAS: pb.ALIAS,
 }
-_KINDS_BACK = {v: k for k, v in _KINDS.items()}
-_UNASSIGNED = {Unassigned.MEMORY: pb.UNASSIGNED_MEMORY, Unassigned.IO: pb.UNASSIGNED_IO}
-_UNASSIGNED_BACK = {v: k for k, v in _UNASSIGNED.items()}
+_KINDS_BACK: dict[int, RegionKind] = {v: k for k, v in _KINDS.items()}
+_UNASSIGNED: dict[Unassigned, pb.Unassigned] = {
+    Unassigned.MEMORY: pb.UNASSIGNED_MEMORY,
+    Unassigned.IO: pb.UNASSIGNED_IO,
+}
+_UNASSIGNED_BACK: dict[int, Unassigned] = {v: k for k, v in _UNASSIGNED.items()}
 
 
-def endianness_to_pb(endianness: Endianness | str) -> int:
+def endianness_to_pb(endianness: Endianness | str) -> pb.Endianness:
     return _ENDIANNESS[Endianness(endianness)]
 
 
@@ -111,7 +119,7 @@ def endianness_from_pb(value: int) -> Endianness:
     return _ENDIANNESS_BACK.get(value, Endianness.NATIVE)
 
 
-def kind_to_pb(kind: RegionKind | str) -> int:
+def kind_to_pb(kind: RegionKind | str) -> pb.RegionKind:
     return _KINDS[RegionKind(kind)]
 
 
@@ -120,7 +128,7 @@ def kind_from_pb(value: int) -> RegionKind | None:
     return _KINDS_BACK.get(value)
 
 
-def unassigned_to_pb(unassigned: Unassigned | str) -> int:
+def unassigned_to_pb(unassigned: Unassigned | str) -> pb.Unassigned:
     return _UNASSIGNED[Unassigned(unassigned)]
 
 
@@ -151,11 +159,16 @@ def access_spec_from_pb(spec: pb.AccessSpec) -> dict[str, int | bool]:
 
 
 class LimitsLike(Protocol):
-    max_access_bytes: int
-    max_batch_bytes: int
-    max_batch_accesses: int
-    max_topology_ops: int
-    max_message_bytes: int
+    @property
+    def max_access_bytes(self) -> int: ...
+    @property
+    def max_batch_bytes(self) -> int: ...
+    @property
+    def max_batch_accesses(self) -> int: ...
+    @property
+    def max_topology_ops(self) -> int: ...
+    @property
+    def max_message_bytes(self) -> int: ...
 
 
 def limits_to_pb(limits: LimitsLike) -> pb.Limits:

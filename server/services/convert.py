@@ -1,4 +1,6 @@
-"""Translation between the wire messages (``mmiobus.v1``) and the memory model."""
+"""Messages that carry a machine's own vocabulary: region specs (validated by the same schema as
+description files) and regions named by their machine ids. The plain values (sizes, attributes,
+byte order, kinds) convert in ``mmiobus.wire``."""
 
 from __future__ import annotations
 
@@ -6,57 +8,49 @@ from typing import Any
 
 import pydantic
 from mmiobus.machine import Machine
-from mmiobus.machine.description import Region, problem_message, problem_path
 from mmiobus.machine.errors import format_path
-from mmiobus.memory.access import MASK64, TWO64, Endianness, MemTxAttrs
-from mmiobus.memory.region import MemoryRegion, RegionKind
+from mmiobus.machine.problems import problem_message, problem_path
+from mmiobus.machine.schema import MmioSpec, Region
+from mmiobus.memory.region import MemoryRegion
 from mmiobus.v1 import bus_pb2 as pb
+from mmiobus.v1 import devices_pb2 as dpb
+from mmiobus.wire import (
+    access_spec_from_pb,
+    endianness_from_pb,
+    kind_from_pb,
+    kind_to_pb,
+    size_from_pb,
+    size_to_pb,
+    unassigned_from_pb,
+)
 
-from .status import invalid
+from ..errors import InvalidRequest
 
 _REGION_ADAPTER: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(Region)
 
-KIND_TO_PB = {
-    RegionKind.CONTAINER: pb.CONTAINER,
-    RegionKind.RAM: pb.RAM,
-    RegionKind.ROM: pb.ROM,
-    RegionKind.ROMD: pb.ROMD,
-    RegionKind.MMIO: pb.MMIO,
-    RegionKind.ALIAS: pb.ALIAS,
-}
-KIND_FROM_PB = {v: k.value for k, v in KIND_TO_PB.items()}
-ENDIAN_TO_PB = {Endianness.NATIVE: pb.NATIVE, Endianness.LITTLE: pb.LITTLE, Endianness.BIG: pb.BIG}
-ENDIAN_FROM_PB = {pb.NATIVE: "native", pb.LITTLE: "little", pb.BIG: "big"}
 
-
-def size_to_pb(size: int) -> int:
-    """2**64 travels as 0xffffffffffffffff (QEMU's convention; 2**64-1 is not a region size)."""
-    return MASK64 if size >= TWO64 else size
-
-
-def size_from_pb(size: int) -> int:
-    return TWO64 if size == MASK64 else size
-
-
-def attrs_from_pb(attrs: pb.Attrs, where: str = "request") -> MemTxAttrs:
-    if attrs.requester_id > 0xFFFF:
-        raise invalid(f"{where}.attrs.requester_id: {attrs.requester_id} does not fit in 16 bits")
-    return MemTxAttrs(attrs.requester_id, attrs.secure, attrs.user, attrs.memory)
-
-
-def _access_spec(spec: pb.AccessSpec) -> dict[str, Any]:
-    return {"min": spec.min, "max": spec.max, "unaligned": spec.unaligned}
+def _validated(adapter: Any, data: dict[str, Any], kind: str, where: str) -> Any:
+    try:
+        return adapter.validate_python(data)
+    except pydantic.ValidationError as e:
+        err = e.errors()[0]
+        path = problem_path(err)
+        if path and path[0] == kind:  # the discriminated union's tag
+            path = path[1:]
+        field = f".{format_path(path)}" if path else ""
+        raise InvalidRequest(f"{where}{field}: {problem_message(err)}") from None
 
 
 def region_spec_from_pb(op: pb.CreateRegion, where: str) -> Any:
     """A description entry (validated by the same schema as YAML files) for CreateRegion."""
     if not op.id:
-        raise invalid(f"{where}.id: a region needs an id")
-    kind = KIND_FROM_PB.get(op.kind)
-    if kind is None:
-        raise invalid(
+        raise InvalidRequest(f"{where}.id: a region needs an id")
+    region_kind = kind_from_pb(op.kind)
+    if region_kind is None:
+        raise InvalidRequest(
             f"{where}.kind: set the region's kind (container, ram, rom, romd, mmio, alias)"
         )
+    kind = region_kind.value
     data: dict[str, Any] = {
         "name": op.name or op.id,
         "id": op.id,
@@ -69,44 +63,64 @@ def region_spec_from_pb(op: pb.CreateRegion, where: str) -> Any:
         data["target"] = op.target
         data["offset"] = op.offset
     elif op.target or op.offset:
-        raise invalid(f"{where}.target: only an alias has a target and offset")
+        raise InvalidRequest(f"{where}.target: only an alias has a target and offset")
     if kind in ("mmio", "romd"):
-        data["valid"] = _access_spec(op.valid)
-        data["impl"] = _access_spec(op.impl)
-        data["endianness"] = ENDIAN_FROM_PB.get(op.endianness, "native")
+        data["valid"] = access_spec_from_pb(op.valid)
+        data["impl"] = access_spec_from_pb(op.impl)
+        data["endianness"] = endianness_from_pb(op.endianness).value
     else:
         for field in ("valid", "impl"):
             if op.HasField(field):
-                raise invalid(f"{where}.{field}: only mmio and romd regions have access sizes")
+                raise InvalidRequest(
+                    f"{where}.{field}: only mmio and romd regions have access sizes"
+                )
         if op.endianness:
-            raise invalid(f"{where}.endianness: only mmio and romd regions have a byte order")
+            raise InvalidRequest(
+                f"{where}.endianness: only mmio and romd regions have a byte order"
+            )
     if kind == "mmio":
-        data["unassigned"] = "io" if op.unassigned == pb.UNASSIGNED_IO else "memory"
+        data["unassigned"] = unassigned_from_pb(op.unassigned).value
     elif op.unassigned:
-        raise invalid(f"{where}.unassigned: only an mmio region has this")
+        raise InvalidRequest(f"{where}.unassigned: only an mmio region has this")
     if op.contents and kind not in ("ram", "rom", "romd"):
-        raise invalid(f"{where}.contents: only ram, rom and romd regions have contents")
-    try:
-        spec = _REGION_ADAPTER.validate_python(data)
-    except pydantic.ValidationError as e:
-        err = e.errors()[0]
-        path = problem_path(err)
-        if path and path[0] == kind:  # the discriminated union's tag
-            path = path[1:]
-        field = f".{format_path(path)}" if path else ""
-        raise invalid(f"{where}{field}: {problem_message(err)}") from None
+        raise InvalidRequest(f"{where}.contents: only ram, rom and romd regions have contents")
+    spec = _validated(_REGION_ADAPTER, data, kind, where)
     if op.contents and len(op.contents) > spec.size:
-        raise invalid(
+        raise InvalidRequest(
             f"{where}.contents: {len(op.contents)} bytes, more than the region's {spec.size}"
         )
     return spec
+
+
+def registered_region_spec(r: dpb.RegisterRegion, region_id: str, device: str) -> MmioSpec:
+    """The description entry of a region a device registers (the same schema as files)."""
+    data: dict[str, Any] = {
+        "name": r.name or region_id,
+        "id": region_id,
+        "kind": "mmio",
+        "size": size_from_pb(r.size),
+        "valid": access_spec_from_pb(r.valid),
+        "impl": access_spec_from_pb(r.impl),
+        "endianness": endianness_from_pb(r.endianness).value,
+        "posted_writes": r.posted_writes,
+        "device": device,
+    }
+    if r.deadline_ms:
+        data["deadline"] = r.deadline_ms
+    try:
+        return MmioSpec.model_validate(data)
+    except pydantic.ValidationError as e:
+        err = e.errors()[0]
+        raise InvalidRequest(
+            f"register.{format_path(problem_path(err))}: {problem_message(err)}"
+        ) from None
 
 
 def region_to_pb(machine: Machine, mr: MemoryRegion, device: str = "") -> pb.Region:
     msg = pb.Region(
         id=machine.region_id(mr),
         name=mr.name,
-        kind=KIND_TO_PB[mr.kind],
+        kind=kind_to_pb(mr.kind),
         size=size_to_pb(mr.size),
         addr=mr.addr,
         priority=mr.priority,

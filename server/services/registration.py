@@ -1,4 +1,5 @@
-"""Registering servicers so that a message that does not parse is INVALID_ARGUMENT.
+"""Registering servicers (several may share one service) so that a message that does not parse
+is INVALID_ARGUMENT.
 
 grpc's generated registration deserializes requests before the handler runs and answers a
 message that does not parse with INTERNAL ("Exception deserializing request!"), which blames the
@@ -98,18 +99,21 @@ def _stream_in(method: Callable[..., Any], streaming_out: bool) -> Callable[...,
 
 
 def register(
-    servicer: Any,
     server: grpc.aio.Server,
     service: ServiceDescriptor,
+    servicers: list[Any],
     max_message_bytes: int | None = None,
 ) -> None:
-    """Add ``servicer``'s methods for ``service`` to ``server`` with tolerant parsing (and, with
-    ``max_message_bytes``, a size limit that names its option)."""
+    """Add the methods of ``service`` to ``server``, each taken from the servicer in
+    ``servicers`` that has it, with tolerant parsing (and, with ``max_message_bytes``, a size
+    limit that names its option). A method no servicer has is a bug, refused here."""
     handlers = {}
     for m in service.methods:
         request_cls = message_factory.GetMessageClass(m.input_type)
         response_cls = message_factory.GetMessageClass(m.output_type)
-        impl = getattr(servicer, m.name)
+        impl = next((getattr(s, m.name) for s in servicers if hasattr(s, m.name)), None)
+        if impl is None:
+            raise TypeError(f"no servicer implements {service.full_name}.{m.name}")
         kw = {
             "request_deserializer": _tolerant(request_cls, max_message_bytes),
             "response_serializer": response_cls.SerializeToString,

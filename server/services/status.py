@@ -1,10 +1,20 @@
-"""Where model errors become gRPC status codes — the one place that decides."""
+"""Where errors become gRPC status codes — the one place that decides.
+
+Domain errors (``mmiobus.server.errors``), the memory model's errors, description and
+validation errors each map to one code; anything else is a bug, logged with its traceback and
+answered INTERNAL.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
 import grpc
 import pydantic
-from mmiobus.machine.description import DescriptionError
+import structlog
+from mmiobus.machine.errors import DescriptionError
 from mmiobus.memory.errors import (
     AlreadyExistsError,
     CycleError,
@@ -17,30 +27,19 @@ from mmiobus.memory.errors import (
     TransactionError,
 )
 
+from .. import errors
 
-class RpcError(Exception):
-    """Abort the current RPC with ``code`` and ``message`` (raised by request validation)."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def invalid(message: str) -> RpcError:
-    return RpcError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-def not_found(message: str) -> RpcError:
-    return RpcError(grpc.StatusCode.NOT_FOUND, message)
-
-
-def limit(message: str) -> RpcError:
-    return RpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
-
+log = structlog.get_logger("mmiobus.server")
 
 _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
-    (RpcError, grpc.StatusCode.UNKNOWN),  # replaced by its own code below
+    (errors.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.Conflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (RegionInUseError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -56,11 +55,49 @@ _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
 
 
 def status_of(error: BaseException) -> tuple[grpc.StatusCode, str] | None:
-    """The status and message for an error the model (or validation) raised, or ``None`` for
+    """The status and message for an error the domain (or validation) raised, or ``None`` for
     an unexpected error (a bug: the caller logs it and answers INTERNAL)."""
-    if isinstance(error, RpcError):
-        return error.code, error.message
+    if isinstance(error, errors.Reworded):
+        cause = status_of(error.cause)
+        return (cause[0], str(error)) if cause is not None else None
     for cls, code in _CODES:
         if isinstance(error, cls):
             return code, str(error)
     return None
+
+
+def status_or_internal(error: BaseException) -> tuple[grpc.StatusCode, str]:
+    """``status_of``, or INTERNAL (logged with its traceback) for an unexpected error."""
+    status = status_of(error)
+    if status is None:
+        log.error("internal error", error=repr(error), exc_info=error)
+        return (
+            grpc.StatusCode.INTERNAL,
+            f"internal error: {error!r} (a bug; see the server log)",
+        )
+    return status
+
+
+async def abort(context: grpc.aio.ServicerContext, error: BaseException) -> None:
+    """End the RPC with the status ``error`` maps to."""
+    if isinstance(error, grpc.aio.AbortError):
+        raise error
+    await context.abort(*status_or_internal(error))
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def answers_errors(method: Handler) -> Handler:
+    """A unary handler whose domain errors end the call with their status code."""
+
+    @functools.wraps(method)
+    async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as e:
+            await abort(context, e)
+
+    return handler  # type: ignore[return-value]

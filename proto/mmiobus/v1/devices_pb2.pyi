@@ -310,15 +310,17 @@ class WatchIrqsRequest(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class IrqEvent(_message.Message):
-    __slots__ = ("line", "level", "sequence", "timestamp_ns", "snapshot")
+    __slots__ = ("line", "level", "sequence", "timestamp_ns", "snapshot", "lost")
     LINE_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
     line: str
     level: bool
     sequence: int
     timestamp_ns: int
     snapshot: bool
-    def __init__(self, line: _Optional[str] = ..., level: _Optional[bool] = ..., sequence: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., snapshot: _Optional[bool] = ...) -> None: ...
+    lost: int
+    def __init__(self, line: _Optional[str] = ..., level: _Optional[bool] = ..., sequence: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., snapshot: _Optional[bool] = ..., lost: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,167 @@
+"""The bus's state, built once and shared by every service: the machine, its address spaces by
+id, the device registry, the interrupt lines, the trace hub, the configuration and the
+accounting of accesses in flight.
+
+Services translate between messages and this core; they never call each other. Every initiator
+other than a client's own accesses — a device's DMA (remote or in the server), a CPU — reaches
+memory through ``BusCore.initiate``, which applies the limits, the re-entrancy rules and tracing
+once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import structlog
+from mmiobus.devices.host import DmaRequest
+from mmiobus.machine import Machine
+from mmiobus.memory.access import MemTxResult
+from mmiobus.memory.addrspace import AddressSpace, ReadResult
+from mmiobus.memory.dispatch import reset_engaged_owners, set_engaged_owners
+
+from .config import ServerConfig
+from .devices.registry import DeviceRegistry
+from .errors import NotFound
+from .irq import IrqRegistry
+from .recording import Describer
+from .trace import AccessRecord, TraceHub
+
+log = structlog.get_logger("mmiobus.server")
+
+_now = time.monotonic_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Initiator:
+    """Who issues accesses: ``client``, a device (its DMA) or a CPU. ``owner`` is what the
+    re-entrancy guard knows the device by (None for initiators that serve no region)."""
+
+    name: str
+    requester_id: int = 0
+    owner: object = None
+
+
+class Inflight:
+    """Accesses in flight, so that shutdown can wait for them before letting devices go."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if not self.count:
+            self.idle.set()
+
+
+class BusCore:
+    """One machine on the bus, with everything the services share (see the module docstring)."""
+
+    def __init__(self, machine: Machine, config: ServerConfig, version: str = "") -> None:
+        self.machine = machine
+        self.config = config
+        self.limits = config.limits
+        self.version = version
+        self.trace = TraceHub()
+        self.describer = Describer(machine)
+        self.irqs = IrqRegistry()
+        self.devices = DeviceRegistry(machine, self.irqs, config)
+        self.inflight = Inflight()
+        # Set when the server stops: long-lived streams (traces, watches) end.
+        self.stopping = asyncio.Event()
+        # Address spaces by id, "" for the first one; updated in place (hosts keep it).
+        self.spaces: dict[str, AddressSpace] = {}
+        self.topology_changed()
+
+    # -- address spaces -----------------------------------------------------------------------
+
+    def topology_changed(self) -> None:
+        """Address spaces may have come or gone: learn their ids again."""
+        spaces = dict(self.machine.spaces)
+        if self.machine.system.address_spaces:
+            spaces[""] = self.machine.system.address_spaces[0]
+        self.spaces.clear()
+        self.spaces.update(spaces)
+        self.describer.refresh()
+
+    def space(self, key: str, where: str = "address_space") -> AddressSpace:
+        """The address space with id ``key`` ("" for the first one); ``NotFound`` naming
+        ``where`` otherwise."""
+        space = self.spaces.get(key)
+        if space is None:
+            if not key:
+                raise NotFound("this machine has no address space")
+            raise NotFound(f"{where}: no address space with id {key!r}")
+        return space
+
+    # -- the initiator path -------------------------------------------------------------------
+
+    def record(self, record: AccessRecord) -> None:
+        """Offer one completed access to the trace subscribers (call only if trace.active)."""
+        self.trace.offer([record], self.describer.describe)
+
+    async def initiate(
+        self, who: Initiator, request: DmaRequest, chain: frozenset[int]
+    ) -> tuple[bytes, MemTxResult]:
+        """Run an access for ``who`` (a device's DMA, a CPU's access): its requester id is
+        stamped on it, ``chain`` (the ``id()`` of the owners whose callbacks it is part of)
+        is its causal chain for the re-entrancy guard, and it is traced. An unknown address
+        space or an access above ``--max-access-bytes`` is refused as a bus fault
+        (DECODE_ERROR), logged with the reason."""
+        space = self.spaces.get(request.address_space)
+        if space is None:
+            return self._refuse(who, f"no address space with id {request.address_space!r}")
+        if request.size > self.limits.max_access_bytes:
+            return self._refuse(
+                who,
+                f"{request.size} bytes exceed the limit of {self.limits.max_access_bytes} "
+                "bytes per access (--max-access-bytes)",
+            )
+        attrs = request.attrs._replace(requester_id=who.requester_id)
+        token = set_engaged_owners(chain)
+        try:
+            view, t0 = space.current_map, _now()
+            waited = False
+            if request.data is not None:
+                w = space.dispatch_write(request.addr, request.data, attrs)
+                if not isinstance(w, int):
+                    waited, w = True, await w
+                data, result = request.data, MemTxResult(w)
+                out = b""
+            else:
+                r = space.dispatch_read(request.addr, request.size, attrs)
+                if type(r) is not ReadResult:
+                    waited, r = True, await r  # type: ignore[misc]
+                data, result = r  # type: ignore[misc]
+                out = data
+        finally:
+            reset_engaged_owners(token)
+        if self.trace.active:
+            now = _now()
+            self.record(
+                AccessRecord(
+                    space,
+                    view,
+                    request.addr,
+                    request.size,
+                    request.data is not None,
+                    data,
+                    result,
+                    who.name,
+                    attrs.requester_id,
+                    now - t0 if waited else 0,
+                    now,
+                )
+            )
+        return out, result
+
+    def _refuse(self, who: Initiator, reason: str) -> tuple[bytes, MemTxResult]:
+        log.warning("device DMA refused", device=who.name, reason=reason)
+        return b"", MemTxResult.DECODE_ERROR

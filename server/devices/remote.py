@@ -1,0 +1,282 @@
+"""A device process's session: the accesses forwarded to it and what it answers.
+
+A region served by a remote device gets ops (``Binding``) whose callbacks queue an access
+request on the device's session and return a future. Whatever has queued up goes to the device
+as one message (``Outbox``), so several pending accesses to one device travel together, in
+dispatch order. Every forwarded access has a deadline; an answer after it is ignored. When the
+session ends, its pending accesses fail at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from mmiobus.memory.access import (
+    MEMTX_ERROR,
+    AccessConstraints,
+    Endianness,
+    MemoryRegionOps,
+    MemTxAttrs,
+)
+from mmiobus.memory.dispatch import engaged_owners
+from mmiobus.memory.region import MemoryRegion
+from mmiobus.v1 import devices_pb2 as pb
+from mmiobus.wire import attrs_to_pb
+
+from ..errors import InvalidRequest, Unavailable
+
+log = structlog.get_logger("mmiobus.devices")
+
+LATE_MEMORY = 4096  # ids of expired accesses remembered, so a late answer is not "unknown"
+
+
+@dataclass(eq=False)
+class DeviceIdentity:
+    """One device name, across reconnections: the owner the re-entrancy guard knows."""
+
+    name: str
+    session: RemoteSession | None = None
+
+
+@dataclass(eq=False)
+class Binding:
+    """A region a remote session serves, with the access rules it was bound with."""
+
+    handle: int
+    region_id: str
+    mr: MemoryRegion
+    session: RemoteSession
+    valid: AccessConstraints
+    impl: AccessConstraints
+    endianness: Endianness
+    posted_writes: bool
+    deadline: float  # seconds
+    claimed: bool  # claimed from the description (else registered by the device)
+
+    def ops(self) -> MemoryRegionOps:
+        return MemoryRegionOps(
+            read=self.read,
+            write=self.write,
+            endianness=self.endianness,
+            valid=self.valid,
+            impl=self.impl,
+            owner=self.session.identity,
+        )
+
+    def read(self, offset: int, size: int, attrs: MemTxAttrs) -> Any:
+        return self.session.forward(self, offset, size, False, 0, attrs)
+
+    def write(self, offset: int, size: int, value: int, attrs: MemTxAttrs) -> Any:
+        return self.session.forward(self, offset, size, True, value, attrs)
+
+
+class Outbox:
+    """What goes to the device, in order: access requests queued while the previous message
+    waited to be sent are coalesced into one ``AccessRequests`` message."""
+
+    def __init__(self) -> None:
+        self.messages: collections.deque[pb.BusMessage] = collections.deque()
+        self.wake = asyncio.Event()
+        self.closed = False
+        self.ending = False  # the server is stopping: end the stream once the queue is empty
+
+    def send(self, message: pb.BusMessage) -> None:
+        if not self.closed:
+            self.messages.append(message)
+            self.wake.set()
+
+    def send_access(self, access: pb.Access) -> None:
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last.HasField("accesses"):
+            last.accesses.accesses.append(access)
+        else:
+            self.messages.append(pb.BusMessage(accesses=pb.AccessRequests(accesses=[access])))
+        self.wake.set()
+
+    async def next(self) -> pb.BusMessage | None:
+        """The next message to send, or None once the session ends (or the server stops and
+        everything queued has gone)."""
+        while not self.messages:
+            if self.closed or self.ending:
+                return None
+            self.wake.clear()
+            await self.wake.wait()
+        return self.messages.popleft()
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+
+
+@dataclass(eq=False)
+class _Pending:
+    future: asyncio.Future[Any]
+    binding: Binding
+    size: int
+    write: bool
+    chain: frozenset[int]
+    timer: asyncio.TimerHandle | None
+
+
+class RemoteSession:
+    """One device attached over an Attach stream (see the module docstring). ``on_close`` runs
+    once when the session ends (the registry releases its regions)."""
+
+    in_process = False
+
+    def __init__(
+        self,
+        name: str,
+        peer: str,
+        requester_id: int,
+        identity: DeviceIdentity,
+        on_close: Callable[[RemoteSession], None],
+    ) -> None:
+        self.name = name
+        self.peer = peer
+        self.requester_id = requester_id
+        self.identity = identity
+        self.bindings: dict[int, Binding] = {}
+        self.outbox = Outbox()
+        self.counters = {"accesses": 0, "timeouts": 0, "dma": 0}
+        self._on_close = on_close
+        self._pending: dict[int, _Pending] = {}
+        self._expired: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._resets: dict[int, asyncio.Future[None]] = {}
+        self._ids = 0
+        self.closed = False
+
+    @property
+    def region_ids(self) -> list[str]:
+        return [b.region_id for b in self.bindings.values()]
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    # -- forwarding accesses ------------------------------------------------------------------
+
+    def forward(
+        self, binding: Binding, offset: int, size: int, write: bool, value: int, attrs: MemTxAttrs
+    ) -> Any:
+        """Queue one access for the device: a future of the read value or write result, or
+        None for a posted write (answered OK at once; order with later accesses is kept)."""
+        if self.closed:
+            return (0, MEMTX_ERROR) if not write else MEMTX_ERROR
+        rid = self._next_id()
+        posted = write and binding.posted_writes
+        access = pb.Access(
+            id=rid,
+            handle=binding.handle,
+            offset=offset,
+            size=size,
+            write=write,
+            value=value,
+            posted=posted,
+        )
+        if attrs.requester_id or attrs.secure or attrs.user or attrs.memory:
+            access.attrs.CopyFrom(attrs_to_pb(attrs))
+        self.outbox.send_access(access)
+        self.counters["accesses"] += 1
+        if posted:
+            return None
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        timer = loop.call_later(binding.deadline, self._expire, rid)
+        chain = engaged_owners() | {id(self.identity)}
+        self._pending[rid] = _Pending(future, binding, size, write, chain, timer)
+        return future
+
+    def _expire(self, rid: int) -> None:
+        p = self._pending.pop(rid, None)
+        if p is None:
+            return
+        self._expired[rid] = None
+        while len(self._expired) > LATE_MEMORY:
+            self._expired.popitem(last=False)
+        self.counters["timeouts"] += 1
+        log.warning(
+            "device did not answer in time",
+            device=self.name,
+            region=p.binding.region_id,
+            access=rid,
+            deadline_ms=round(p.binding.deadline * 1000),
+        )
+        if not p.future.done():
+            p.future.set_result(MEMTX_ERROR if p.write else (0, MEMTX_ERROR))
+
+    def answer(self, replies: pb.AccessReplies) -> None:
+        """The device's answers; one that is not for a pending access, or carries a value wider
+        than the access or result bits that do not exist, raises ``InvalidRequest`` (the
+        session then ends, failing what is pending)."""
+        for reply in replies.replies:
+            p = self._pending.get(reply.id)
+            if p is None:
+                if reply.id in self._expired:
+                    continue  # answered after its deadline: already failed with MEMTX_ERROR
+                raise InvalidRequest(f"reply to access {reply.id}, which is not pending")
+            # Checked while the access is still pending, so that refusing the reply (which
+            # closes the session) fails it with the others.
+            if reply.result > 7:
+                raise InvalidRequest(
+                    f"reply to access {reply.id} has result {reply.result}, not MemTxResult bits"
+                )
+            if not p.write and reply.value >> (8 * p.size):
+                raise InvalidRequest(
+                    f"reply to access {reply.id} ({p.size} bytes) carries value "
+                    f"{reply.value:#x}, wider than {p.size} bytes"
+                )
+            del self._pending[reply.id]
+            if p.timer is not None:
+                p.timer.cancel()
+            if not p.future.done():
+                p.future.set_result(reply.result if p.write else (reply.value, reply.result))
+
+    def chain_of(self, access_id: int) -> frozenset[int]:
+        """The causal chain of a DMA made while serving ``access_id`` (and this device)."""
+        p = self._pending.get(access_id)
+        base = p.chain if p is not None else frozenset()
+        return base | {id(self.identity)}
+
+    # -- resets -------------------------------------------------------------------------------
+
+    async def reset(self, timeout: float) -> None:
+        """Ask the device to reset and wait until it says it has (``TimeoutError`` if it does
+        not in time, ``Unavailable`` if it leaves meanwhile)."""
+        rid = self._next_id()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._resets[rid] = future
+        self.outbox.send(pb.BusMessage(reset=pb.ResetRequest(id=rid)))
+        try:
+            await asyncio.wait_for(future, timeout)
+        finally:
+            self._resets.pop(rid, None)
+
+    def reset_done(self, reset_id: int) -> None:
+        future = self._resets.pop(reset_id, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    # -- ending -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Fail what is pending, release the regions; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.outbox.close()
+        for p in self._pending.values():
+            if p.timer is not None:
+                p.timer.cancel()
+            if not p.future.done():
+                p.future.set_result(MEMTX_ERROR if p.write else (0, MEMTX_ERROR))
+        self._pending.clear()
+        for future in self._resets.values():
+            if not future.done():
+                future.set_exception(Unavailable(f"device {self.name!r} left"))
+        self._on_close(self)
