@@ -1,4 +1,5 @@
-"""mmiobus's client: a blocking `Bus`, an asyncio `AsyncBus`, and the `mmiobus` command line.
+"""mmiobus's Python clients: a blocking `Bus` and an asyncio `AsyncBus` with the same methods
+(`Bus` runs an `AsyncBus` on a thread of its own). The `mmiobus` command line is `mmiobus.cli`.
 
 from mmiobus.client import Bus
 
@@ -11,7 +12,7 @@ from mmiobus.memory.access import MemTxAttrs, MemTxResult
 from mmiobus.memory.addrspace import ReadResult
 
 from .aio import AsyncBus, AsyncStream
-from .core import Read, Write
+from .core import BatchAccess, Read, Write
 from .errors import (
     BusError,
     BusFault,
@@ -30,6 +31,7 @@ from .topology import Transaction
 __all__ = [
     "AsyncBus",
     "AsyncStream",
+    "BatchAccess",
     "Bus",
     "BusError",
     "BusFault",

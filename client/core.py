@@ -1,33 +1,20 @@
-"""What the blocking and the asyncio clients share: addresses, access messages, results,
-typed values and topology operations. No I/O here."""
+"""What the blocking and the asyncio clients share: access messages built with a connection's
+defaults, their outcomes, batches cut to the server's limits, typed values, and the
+``read``/``write`` face of both streams. No I/O here."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
+from mmiobus import wire
 from mmiobus.memory.access import MemTxAttrs, MemTxResult
 from mmiobus.memory.addrspace import ReadResult
 from mmiobus.v1 import bus_pb2 as pb
 
 from .errors import BusFault
 
-DEFAULT_SERVER = "127.0.0.1:7170"
-_RESULTS = tuple(MemTxResult(i) for i in range(8))
-
-
-def default_server() -> str:
-    """``$MMIOBUS_SERVER``, else the address `mmiobus serve` listens on by default."""
-    return os.environ.get("MMIOBUS_SERVER") or DEFAULT_SERVER
-
-
-def channel_target(address: str) -> str:
-    """A gRPC target for ``HOST:PORT``, ``[::1]:PORT`` or ``unix:PATH``."""
-    if address.startswith("unix:") and not address.startswith("unix://"):
-        path = address.removeprefix("unix:")
-        return f"unix:{os.path.abspath(path)}"
-    return address
+ByteOrder = Literal["little", "big"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +37,8 @@ class Write:
     attrs: MemTxAttrs | None = None
 
 
-Access = Read | Write
-
-
-def attrs_to_pb(attrs: MemTxAttrs) -> pb.Attrs:
-    return pb.Attrs(
-        requester_id=attrs.requester_id, secure=attrs.secure, user=attrs.user, memory=attrs.memory
-    )
+BatchAccess = Read | Write
+"""One access of ``batch()``: a ``Read`` or a ``Write``."""
 
 
 class Requests:
@@ -64,7 +46,22 @@ class Requests:
 
     def __init__(self, address_space: str = "", attrs: MemTxAttrs | None = None) -> None:
         self.address_space = address_space
-        self.attrs = attrs_to_pb(attrs) if attrs else None
+        self.attrs = attrs
+
+    def _new(
+        self, rid: int, addr: int, address_space: str | None, attrs: MemTxAttrs | None
+    ) -> pb.RwRequest:
+        if not isinstance(addr, int) or not 0 <= addr < 1 << 64:
+            raise ValueError(f"address {addr!r} is not in 0..2**64-1")
+        req = pb.RwRequest(
+            id=rid,
+            address_space=self.address_space if address_space is None else address_space,
+            addr=addr,
+        )
+        chosen = self.attrs if attrs is None else attrs
+        if chosen is not None:
+            wire.set_attrs(req, chosen)
+        return req
 
     def read(
         self,
@@ -74,18 +71,11 @@ class Requests:
         address_space: str | None = None,
         attrs: MemTxAttrs | None = None,
     ) -> pb.RwRequest:
-        _check_addr(addr)
+        """A read of ``size`` bytes at ``addr`` (``ValueError`` for a bad address or size)."""
         if not isinstance(size, int) or size < 0:
             raise ValueError(f"size must be a non-negative integer, not {size!r}")
-        req = pb.RwRequest(
-            id=rid,
-            address_space=self.address_space if address_space is None else address_space,
-            addr=addr,
-            read=size,
-        )
-        a = attrs_to_pb(attrs) if attrs is not None else self.attrs
-        if a is not None:
-            req.attrs.CopyFrom(a)
+        req = self._new(rid, addr, address_space, attrs)
+        req.read = size
         return req
 
     def write(
@@ -96,21 +86,15 @@ class Requests:
         address_space: str | None = None,
         attrs: MemTxAttrs | None = None,
     ) -> pb.RwRequest:
-        _check_addr(addr)
+        """A write of ``data`` at ``addr`` (``TypeError`` unless ``data`` is bytes-like)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        req = pb.RwRequest(
-            id=rid,
-            address_space=self.address_space if address_space is None else address_space,
-            addr=addr,
-            write=bytes(data),
-        )
-        a = attrs_to_pb(attrs) if attrs is not None else self.attrs
-        if a is not None:
-            req.attrs.CopyFrom(a)
+        req = self._new(rid, addr, address_space, attrs)
+        req.write = bytes(data)
         return req
 
-    def access(self, rid: int, access: Access) -> pb.RwRequest:
+    def access(self, rid: int, access: BatchAccess) -> pb.RwRequest:
+        """The message for one ``Read`` or ``Write`` of a batch."""
         if isinstance(access, Read):
             return self.read(rid, access.addr, access.size, access.address_space, access.attrs)
         if isinstance(access, Write):
@@ -118,14 +102,11 @@ class Requests:
         raise TypeError(f"expected Read or Write, not {access!r}")
 
 
-def _check_addr(addr: int) -> None:
-    if not isinstance(addr, int) or not 0 <= addr < 1 << 64:
-        raise ValueError(f"address {addr!r} is not in 0..2**64-1")
-
-
-def read_outcome(req: pb.RwRequest, resp: pb.RwResponse, check: bool, index: int | None = None):
+def read_outcome(
+    req: pb.RwRequest, resp: pb.RwResponse, check: bool, index: int | None = None
+) -> bytes | ReadResult:
     """What a read returns: the bytes (raising BusFault on a fault) or a ReadResult."""
-    result = _RESULTS[resp.result & 7]
+    result = wire.result_from_pb(resp.result)
     if check:
         if result:
             raise BusFault(req.addr, req.read, result, False, req.address_space, index)
@@ -133,9 +114,11 @@ def read_outcome(req: pb.RwRequest, resp: pb.RwResponse, check: bool, index: int
     return ReadResult(resp.data, result)
 
 
-def write_outcome(req: pb.RwRequest, resp: pb.RwResponse, check: bool, index: int | None = None):
+def write_outcome(
+    req: pb.RwRequest, resp: pb.RwResponse, check: bool, index: int | None = None
+) -> MemTxResult | None:
     """What a write returns: None (raising BusFault on a fault) or the MemTxResult."""
-    result = _RESULTS[resp.result & 7]
+    result = wire.result_from_pb(resp.result)
     if check:
         if result:
             raise BusFault(req.addr, len(req.write), result, True, req.address_space, index)
@@ -144,6 +127,7 @@ def write_outcome(req: pb.RwRequest, resp: pb.RwResponse, check: bool, index: in
 
 
 def outcome(req: pb.RwRequest, resp: pb.RwResponse, check: bool, index: int | None = None) -> Any:
+    """``read_outcome`` or ``write_outcome``, as ``req`` is a read or a write."""
     if req.WhichOneof("op") == "read":
         return read_outcome(req, resp, check, index)
     return write_outcome(req, resp, check, index)
@@ -177,11 +161,56 @@ def split_batches(requests: list[pb.RwRequest], limits: pb.Limits) -> list[list[
 WIDTHS = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
 
 
-def byteorder(info: pb.Info) -> str:
-    return "big" if info.endianness == pb.BIG else "little"
+def byteorder(info: pb.Info) -> ByteOrder:
+    """The byte order of the machine ``info`` describes."""
+    return "big" if wire.byteorder(info.endianness) == "big" else "little"
 
 
-def encode_value(value: int, size: int, order: str) -> bytes:
+def encode_value(value: int, size: int, order: ByteOrder) -> bytes:
+    """``value`` as ``size`` bytes in ``order`` (``ValueError`` if it does not fit)."""
     if not isinstance(value, int) or not 0 <= value < 1 << (8 * size):
         raise ValueError(f"{value!r} does not fit in {size} byte{'s' if size > 1 else ''}")
-    return value.to_bytes(size, order)  # type: ignore[arg-type]
+    return value.to_bytes(size, order)
+
+
+# -- the read/write face of a stream -----------------------------------------------------------
+
+F = TypeVar("F")
+
+
+class StreamAccesses(Generic[F]):
+    """``read``/``write`` for a pipelined stream: each builds its message with the connection's
+    defaults and hands it to ``submit``, which returns a future of the stream's kind."""
+
+    def __init__(self, requests: Requests) -> None:
+        self._requests = requests
+
+    def read(
+        self,
+        addr: int,
+        size: int,
+        *,
+        address_space: str | None = None,
+        attrs: MemTxAttrs | None = None,
+        check: bool = True,
+    ) -> F:
+        """Queue a read; the future resolves to the bytes (or, with ``check=False``, a
+        ``ReadResult``)."""
+        return self.submit(self._requests.read(0, addr, size, address_space, attrs), check)
+
+    def write(
+        self,
+        addr: int,
+        data: bytes,
+        *,
+        address_space: str | None = None,
+        attrs: MemTxAttrs | None = None,
+        check: bool = True,
+    ) -> F:
+        """Queue a write; the future resolves to None (or, with ``check=False``, the
+        ``MemTxResult``)."""
+        return self.submit(self._requests.write(0, addr, data, address_space, attrs), check)
+
+    def submit(self, req: pb.RwRequest, check: bool = True) -> F:
+        """Queue a prepared access; the future resolves to its outcome."""
+        raise NotImplementedError

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 from mmiobus.memory.access import MemTxResult
+from mmiobus.wire import result_names
 
 
 class BusError(Exception):
@@ -36,14 +37,8 @@ class BusFault(BusError):
         which = f"access {index}: " if index is not None else ""
         super().__init__(
             f"{which}{what} of {size} byte{'s' if size != 1 else ''} at {addr:#x}{where} "
-            f"failed: {_result_name(self.result)}"
+            f"failed: {result_names(self.result)}"
         )
-
-
-def _result_name(result: MemTxResult) -> str:
-    result = MemTxResult(result)
-    names = [bit.name for bit in MemTxResult if bit and bit in result and bit.name]
-    return "|".join(names) if names else "OK"
 
 
 class RpcFailure(BusError):

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
-from mmiobus.server.trace import result_names
 from mmiobus.v1 import bus_pb2 as pb
+from mmiobus.wire import result_names, size_to_pb
 
-MASK64 = (1 << 64) - 1
+
+class TraceFilters(TypedDict, total=False):
+    """The keyword arguments of ``trace_request`` (and of ``AsyncBus.trace``/``Bus.trace``)."""
+
+    ranges: Iterable[tuple[int, int]]
+    address_spaces: Iterable[str]
+    regions: Iterable[str]
+    direction: str
+    kinds: Iterable[str]
+    initiators: Iterable[str]
+    results: str
+    sample_rate: float
+    max_data_bytes: int
+    queue_capacity: int
 
 
 def trace_request(
@@ -54,8 +67,7 @@ def trace_request(
     for start, end in ranges:
         if not 0 <= start < end <= 1 << 64:
             raise ValueError(f"range {start:#x}..{end:#x} is empty or outside 0..2**64")
-        size = end - start
-        req.ranges.add(start=start, size=MASK64 if size >= 1 << 64 else size)
+        req.ranges.add(start=start, size=size_to_pb(end - start))
     return req
 
 

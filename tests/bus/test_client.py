@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import re
 import socket
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from mmiobus.client import (
     ServerUnavailable,
     Write,
 )
+from mmiobus.endpoints import AddressError
 from mmiobus.v1 import bus_pb2 as pb
 from support.servers import ServerProcess, start_server
 
@@ -728,3 +730,44 @@ async def test_async_no_server_raises_server_unavailable():
     with pytest.raises(ServerUnavailable, match="mmiobus serve"):
         async with AsyncBus(f"127.0.0.1:{free_port()}", timeout=10):
             pass
+
+
+async def test_async_apply_asks_for_info_again_only_after_creating_an_address_space(
+    little_server,
+):
+    """`info` lists the address spaces and nothing else an operation changes: `apply` asks the
+    server for it again after a transaction that created an address space, and only then."""
+    async with AsyncBus(little_server.tcp) as b:
+        calls = []
+        get_info = b.stub.GetInfo
+        b.stub.GetInfo = lambda *a, **kw: calls.append(1) or get_info(*a, **kw)
+        info, region, space = b.info, uid("plain"), uid("space")
+        await b.apply(b.transaction().create_region(region, "ram", 0x10))
+        assert calls == [] and b.info is info
+        await b.apply(b.transaction().create_address_space(space, region))
+        assert calls == [1]
+        assert space in [s.id for s in b.info.address_spaces]
+
+
+def test_byteorder_is_the_machines(bus, big_bus):
+    """`byteorder` says how `read_uN`/`write_uN` lay out values: the description's order."""
+    assert (bus.byteorder, big_bus.byteorder) == ("little", "big")
+
+
+# -- addresses -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address, normalised",
+    [("127.0.0.1", "127.0.0.1:7170"), ("localhost:9", "localhost:9"), ("[::1]", "[::1]:7170")],
+)
+def test_an_address_without_a_port_means_port_7170(address, normalised):
+    assert AsyncBus(address).address == normalised
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:99999", "http://127.0.0.1:7170", "::1"])
+def test_a_malformed_address_is_refused_before_connecting(address):
+    """The client checks an address as the command line does (AddressError, a ValueError),
+    instead of dialling something else (a port modulo 65536, port 443)."""
+    with pytest.raises(AddressError, match=re.escape(repr(address))):
+        Bus(address)

@@ -1,9 +1,10 @@
 """`mmiobus trace` and `mmiobus replay` end to end: the command line against a real server
 with a ScratchRam and a DmaEngine in device processes.
 
-One server for the module; each test works at addresses no other test uses. A `mmiobus
-trace` process is started, the test waits until the server has subscribed it (its log says
-so), makes its accesses, and `--count` ends the process once it has printed what it owes.
+The commands run in this process (``main(argv)``; see conftest.py): a `trace` command runs in a
+background thread, the test waits until the server has subscribed it (its log says so), makes
+its accesses, and `--count` ends the command once it has printed what it owes. The tests that
+need a terminal or a signal run the installed `mmiobus` script as a subprocess.
 """
 
 from __future__ import annotations
@@ -15,43 +16,25 @@ import pty
 import re
 import signal
 import subprocess
-import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from mmiobus.client import Bus, MemTxAttrs, MemTxResult
+from mmiobus.client import MemTxAttrs, MemTxResult
 from mmiobus.client.tracing import trace_request
-from support.devices import start_device
-from support.servers import ServerProcess, start_server
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from trace_helpers import (
-    CTRL,
-    DMA_ENGINE,
-    DST_HI,
-    DST_LO,
-    ENV,
-    LEN,
-    SCRATCH,
-    SRC_HI,
-    SRC_LO,
-    START,
-    SYNC,
-    TIMEOUT,
-    Subscription,
-    at,
-    joined,
-    log_events,
-    machine_yaml,
-    mmio,
-    mmiobus_cmd,
-    served_by,
-    wait_for,
-)
+from support.command_line import command_env
+from support.dma_engine import CTRL, DST_HI, DST_LO, LEN, SRC_HI, SRC_LO, START, SYNC
+from support.flat_views import served_by
+from support.machines import machine_yaml, mmio
+from support.models import DMA_ENGINE, SCRATCH
+from support.rig import Rig, RigFactory
+from support.servers import MMIOBUS
+from support.trace_stream import Subscription, at, joined, log_events
+from support.wait import TIMEOUT, wait_for
 
 RAM_SIZE = 16 << 20
 SCRATCH_BASE = 0x10000000  # scratch0: a ScratchRam device process
@@ -83,40 +66,17 @@ JSONL_KEYS = {
 }
 
 
-@dataclass
-class Rig:
-    server: ServerProcess
-    bus: Bus
-    first_space: str
-
-
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory):
-    work = tmp_path_factory.mktemp("cli-trace")
-    config = work / "machine.yaml"
-    config.write_text(
-        machine_yaml(
-            [
-                {"name": "ram", "kind": "ram", "addr": 0, "size": RAM_SIZE},
-                mmio("scratch0", SCRATCH_BASE, 0x1000, "scratch0"),
-                mmio("dma0", DMA_BASE, 0x20, "dma0", lo=4, hi=4),
-            ]
-        )
+def rig(machine_rig: RigFactory) -> Rig:
+    machine = machine_yaml(
+        [
+            {"name": "ram", "kind": "ram", "addr": 0, "size": RAM_SIZE},
+            mmio("scratch0", SCRATCH_BASE, 0x1000, "scratch0"),
+            mmio("dma0", DMA_BASE, 0x20, "dma0", valid=(4, 4), impl=(4, 4)),
+        ]
     )
-    server = start_server("--log-format", "json", config=config, env=ENV)
-    devices, bus = [], None
-    try:
-        devices.append(start_device(SCRATCH, server.tcp, "--claim", "scratch0", env=ENV))
-        devices.append(start_device(DMA_ENGINE, server.tcp, "--claim", "dma0", env=ENV))
-        bus = Bus(server.tcp)
-        yield Rig(server, bus, bus.topology().address_spaces[0].id)
-    finally:
-        if bus is not None:
-            bus.close()
-        for d in devices:
-            d.stop()
-        status = server.stop()
-    assert status == 0, server.log()
+    devices = [(SCRATCH, "scratch0", []), (DMA_ENGINE, "dma0", [])]
+    return machine_rig(machine, devices, "--log-format", "json")
 
 
 @pytest.fixture
@@ -128,18 +88,43 @@ def spot() -> int:
 # -- running the command line --------------------------------------------------------------------
 
 
-ENV_CLI = {k: v for k, v in os.environ.items() if k != "MMIOBUS_SERVER"}
-
-
-def mmiobus(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``mmiobus ARGS`` to the end."""
-    return subprocess.run(
-        mmiobus_cmd(*args), capture_output=True, text=True, timeout=120, env=ENV_CLI
-    )
-
-
 class TraceCommand:
-    """`mmiobus trace ARGS` in the background; returns once the server has subscribed it."""
+    """`mmiobus trace ARGS` in a background thread of this process; returns once the server
+    has subscribed it."""
+
+    def __init__(self, rig: Rig, mmiobus, *args: str) -> None:
+        before = joined(rig.server)
+        self.ran = None
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.ran = mmiobus("trace", "--server", rig.server.tcp, *args)
+            except BaseException as e:  # reported by finish()
+                self.error = e
+
+        self.thread = threading.Thread(target=run, name="mmiobus-trace", daemon=True)
+        self.thread.start()
+        wait_for(
+            lambda: joined(rig.server) > before or not self.thread.is_alive(),
+            message="`mmiobus trace` never subscribed",
+        )
+        assert self.thread.is_alive(), self.error or self.ran
+
+    def finish(self) -> tuple[str, str]:
+        """Wait for the command to end by itself (--count); (stdout, stderr)."""
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive(), "`mmiobus trace` did not end"
+        if self.error is not None:
+            raise self.error
+        assert self.ran is not None
+        assert self.ran.returncode == 0, self.ran.stderr
+        return self.ran.output, self.ran.stderr
+
+
+class TraceProcess:
+    """`mmiobus trace ARGS` as a subprocess (for a terminal, or a signal); returns once the
+    server has subscribed it."""
 
     def __init__(self, rig: Rig, *args: str, tty: bool = False) -> None:
         before = joined(rig.server)
@@ -149,11 +134,11 @@ class TraceCommand:
             self.master, slave = pty.openpty()
             stdout = slave
         self.proc = subprocess.Popen(
-            mmiobus_cmd("trace", "--server", rig.server.tcp, *args),
+            [MMIOBUS, "trace", "--server", rig.server.tcp, *args],
             stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
-            env=ENV_CLI,
+            env=command_env(),
         )
         if tty:
             os.close(slave)
@@ -240,13 +225,13 @@ def u32(value: int) -> bytes:
 # -- output formats ------------------------------------------------------------------------------
 
 
-def test_text_output_is_one_readable_line_per_access(rig: Rig, spot: int):
+def test_text_output_is_one_readable_line_per_access(mmiobus, rig: Rig, spot: int):
     """The text format prints one line per access with its address, direction and size,
     value, region and offset, initiator and result; a fault's line names the fault."""
     dev, hole = next(SCRATCH_SPOTS), next(HOLE_SPOTS)
     ranges = [f"{spot:#x}+0x100", f"{dev:#x}+0x10", f"{hole:#x}+0x10"]
     args = [a for r in ranges for a in ("--range", r)]
-    cmd = TraceCommand(rig, *args, "--count", "4")
+    cmd = TraceCommand(rig, mmiobus, *args, "--count", "4")
     done = [
         wr(rig, spot + 8, b"\x78\x56\x34\x12", rid=7),
         rd(rig, spot + 8, 2),
@@ -276,7 +261,7 @@ def test_text_output_is_one_readable_line_per_access(rig: Rig, spot: int):
 def test_text_output_in_a_terminal_highlights_faults(rig: Rig, spot: int):
     """In a terminal, a fault's line stands out (coloured); a successful access's does not."""
     hole = next(HOLE_SPOTS)
-    cmd = TraceCommand(
+    cmd = TraceProcess(
         rig, "--range", f"{spot:#x}+0x10", "--range", f"{hole:#x}+0x10", "--count", "2", tty=True
     )
     ok, fault = wr(rig, spot, b"\x01"), rd(rig, hole, 1)
@@ -288,12 +273,12 @@ def test_text_output_in_a_terminal_highlights_faults(rig: Rig, spot: int):
     assert "\x1b[" in lines[1] and MemTxResult(fault.result).name in lines[1]
 
 
-def test_jsonl_output_is_one_json_object_per_access(rig: Rig, spot: int):
+def test_jsonl_output_is_one_json_object_per_access(mmiobus, rig: Rig, spot: int):
     """--format jsonl prints one JSON object per line, with the documented keys, whose
     values are those of the access (region and offset as GetTopology says)."""
     dev = next(SCRATCH_SPOTS)
     ranges = ["--range", f"{spot:#x}+0x100", "--range", f"{dev:#x}+0x10"]
-    cmd = TraceCommand(rig, *ranges, "--format", "jsonl", "--count", "3")
+    cmd = TraceCommand(rig, mmiobus, *ranges, "--format", "jsonl", "--count", "3")
     done = [wr(rig, spot, b"\x0a\x0b\x0c", rid=3), rd(rig, spot + 1, 2), rd(rig, dev, 4, rid=4)]
     out, _ = cmd.finish()
     records = jsonl_records(out)
@@ -309,14 +294,18 @@ def test_jsonl_output_is_one_json_object_per_access(rig: Rig, spot: int):
     assert records[2]["latency_ns"] > 0 and records[0]["latency_ns"] == 0  # device vs RAM
 
 
-def test_chrome_output_has_a_track_per_region_and_per_initiator(rig: Rig, spot: int, tmp_path):
+def test_chrome_output_has_a_track_per_region_and_per_initiator(
+    mmiobus, rig: Rig, spot: int, tmp_path
+):
     """--format chrome --out FILE writes valid trace-event JSON: every access is a complete
     event on the track of its region and on the track of its initiator, and each track is
     declared once by thread_name metadata."""
     out_file = tmp_path / "run.json"
     dev = next(SCRATCH_SPOTS)
     ranges = ["--range", f"{spot:#x}+0x100", "--range", f"{dev:#x}+0x10"]
-    cmd = TraceCommand(rig, *ranges, "--format", "chrome", "--out", str(out_file), "--count", "4")
+    cmd = TraceCommand(
+        rig, mmiobus, *ranges, "--format", "chrome", "--out", str(out_file), "--count", "4"
+    )
     done = [
         wr(rig, spot, b"\x01\x02", rid=1),
         rd(rig, dev, 2, rid=2),
@@ -408,7 +397,7 @@ FILTER_ARGS = {
 
 
 @pytest.mark.parametrize("name", list(FILTER_ARGS))
-def test_command_line_filter_keeps_only_matching_accesses(rig: Rig, spot: int, name: str):
+def test_command_line_filter_keeps_only_matching_accesses(mmiobus, rig: Rig, spot: int, name: str):
     """Each filter option (--range, --read, --write, --region, --faults, --initiator, and
     several at once) prints exactly the accesses it selects, in order."""
     dev, hole = next(SCRATCH_SPOTS), next(HOLE_SPOTS)
@@ -420,7 +409,9 @@ def test_command_line_filter_keeps_only_matching_accesses(rig: Rig, spot: int, n
     # Something the filter rejects comes before the last access it keeps, so a filter that
     # kept too much would show before --count ends the command.
     assert count > 0 and not all(rehearsal[: len(rehearsal) - rehearsal[::-1].index(True)])
-    cmd = TraceCommand(rig, *args(spot, dev, hole), "--format", "jsonl", "--count", str(count))
+    cmd = TraceCommand(
+        rig, mmiobus, *args(spot, dev, hole), "--format", "jsonl", "--count", str(count)
+    )
     done = _mix(rig, spot, dev, hole)
     out, _ = cmd.finish()
     assert [keep(rig, d, spot, dev, hole) for d in done] == rehearsal
@@ -428,9 +419,11 @@ def test_command_line_filter_keeps_only_matching_accesses(rig: Rig, spot: int, n
     assert [record_key(r) for r in jsonl_records(out)] == expected
 
 
-def test_count_stops_after_that_many_accesses(rig: Rig, spot: int):
+def test_count_stops_after_that_many_accesses(mmiobus, rig: Rig, spot: int):
     """--count N ends the command after it printed N accesses: the first N that matched."""
-    cmd = TraceCommand(rig, "--range", f"{spot:#x}+0x100", "--format", "jsonl", "--count", "3")
+    cmd = TraceCommand(
+        rig, mmiobus, "--range", f"{spot:#x}+0x100", "--format", "jsonl", "--count", "3"
+    )
     done = [wr(rig, spot + i, bytes([i])) for i in range(6)]
     out, _ = cmd.finish()
     assert [record_key(r) for r in jsonl_records(out)] == [done_key(d) for d in done[:3]]
@@ -471,14 +464,14 @@ class Scene:
         ]
 
 
-def record(rig: Rig, scene: Scene, path: Path, fmt: str, *extra: str) -> list[Done]:
+def record(rig: Rig, mmiobus, scene: Scene, path: Path, fmt: str, *extra: str) -> list[Done]:
     """Record the scene's accesses to ``path``; the accesses as the client saw them."""
     ranges = [f"{scene.ram:#x}+0x100", f"{scene.dev:#x}+0x10", f"{scene.hole:#x}+0x10"]
     args = [a for r in ranges for a in ("--range", r)]
     scene.restore(rig)
     steps = scene.steps(rig)
     cmd = TraceCommand(
-        rig, *args, "--format", fmt, "--out", str(path), "--count", str(len(steps)), *extra
+        rig, mmiobus, *args, "--format", fmt, "--out", str(path), "--count", str(len(steps)), *extra
     )
     done = [step() for step in steps]
     cmd.finish()
@@ -489,28 +482,31 @@ def new_scene(spot: int) -> Scene:
     return Scene(spot, next(SCRATCH_SPOTS), next(HOLE_SPOTS))
 
 
-def replay(rig: Rig, path: Path) -> subprocess.CompletedProcess[str]:
+def replay(mmiobus, rig: Rig, path: Path):
+    """`mmiobus replay PATH` against the rig's server, to the end."""
     return mmiobus("replay", str(path), "--server", rig.server.tcp)
 
 
-def test_replay_against_the_same_state_finds_no_differences(rig: Rig, spot: int, tmp_path):
+def test_replay_against_the_same_state_finds_no_differences(mmiobus, rig: Rig, spot: int, tmp_path):
     """A JSON Lines recording of RAM and device accesses, replayed against the state it was
     recorded from, reproduces every access: no differences, exit status 0."""
     scene, path = new_scene(spot), tmp_path / "run.jsonl"
-    done = record(rig, scene, path, "jsonl")
+    done = record(rig, mmiobus, scene, path, "jsonl")
     scene.restore(rig)
-    out = replay(rig, path)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "no differences" in out.stdout
-    assert f"replayed {len(done)} accesses" in out.stdout
+    out = replay(mmiobus, rig, path)
+    assert out.returncode == 0, out.output + out.stderr
+    assert "no differences" in out.output
+    assert f"replayed {len(done)} accesses" in out.output
 
 
-def test_replay_reports_every_access_whose_data_or_result_differs(rig: Rig, spot: int, tmp_path):
+def test_replay_reports_every_access_whose_data_or_result_differs(
+    mmiobus, rig: Rig, spot: int, tmp_path
+):
     """After the RAM and the device contents change (and a hole gets mapped), replay reports
     exactly the accesses that now read other data or end with another result, by seq, and
     exits with status 4."""
     scene, path = new_scene(spot), tmp_path / "run.jsonl"
-    record(rig, scene, path, "jsonl")
+    record(rig, mmiobus, scene, path, "jsonl")
     records = jsonl_records(path.read_text())
     # Change what the first RAM read and the first device read see, and fill the hole.
     scene.restore(rig, ram_patch=b"\xff", dev_patch=b"\xee")
@@ -519,7 +515,7 @@ def test_replay_reports_every_access_whose_data_or_result_differs(rig: Rig, spot
         t.create_region(patch, "ram", 0x100)
         t.add_subregion("system", patch, scene.hole)
     try:
-        out = replay(rig, path)
+        out = replay(mmiobus, rig, path)
     finally:
         with rig.bus.transaction() as t:
             t.remove_subregion(patch)
@@ -529,29 +525,31 @@ def test_replay_reports_every_access_whose_data_or_result_differs(rig: Rig, spot
         for r in records
         if (r["addr"], r["dir"]) in {(scene.ram, "read"), (scene.dev, "read"), (scene.hole, "read")}
     }
-    assert out.returncode == EXIT_DIFFERENT, out.stdout + out.stderr
-    reported = {int(m) for m in re.findall(r"^seq (\d+)", out.stdout, re.MULTILINE)}
+    assert out.returncode == EXIT_DIFFERENT, out.output + out.stderr
+    reported = {int(m) for m in re.findall(r"^seq (\d+)", out.output, re.MULTILINE)}
     assert reported == changed
     assert len(changed) == 3
 
 
-def test_replay_of_a_chrome_recording(rig: Rig, spot: int, tmp_path):
+def test_replay_of_a_chrome_recording(mmiobus, rig: Rig, spot: int, tmp_path):
     """A Chrome-format recording replays like a JSON Lines one."""
     scene, path = new_scene(spot), tmp_path / "run.json"
-    done = record(rig, scene, path, "chrome")
+    done = record(rig, mmiobus, scene, path, "chrome")
     scene.restore(rig)
-    out = replay(rig, path)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "no differences" in out.stdout
-    assert f"replayed {len(done)} accesses" in out.stdout
+    out = replay(mmiobus, rig, path)
+    assert out.returncode == 0, out.output + out.stderr
+    assert "no differences" in out.output
+    assert f"replayed {len(done)} accesses" in out.output
 
 
-def test_replay_refuses_a_recording_with_truncated_write_data(rig: Rig, spot: int, tmp_path):
+def test_replay_refuses_a_recording_with_truncated_write_data(
+    mmiobus, rig: Rig, spot: int, tmp_path
+):
     """A recording made with --max-data too small to hold a write is refused with an error
     that says to record again with a larger --max-data; nothing is replayed (exit 1)."""
     path = tmp_path / "short.jsonl"
     cmd = TraceCommand(
-        rig, "--range", f"{spot:#x}+0x100", "--format", "jsonl", "--out", str(path),
+        rig, mmiobus, "--range", f"{spot:#x}+0x100", "--format", "jsonl", "--out", str(path),
         "--max-data", "4", "--count", "1",
     )  # fmt: skip
     payload = bytes(range(16))
@@ -560,13 +558,13 @@ def test_replay_refuses_a_recording_with_truncated_write_data(rig: Rig, spot: in
     (recorded,) = jsonl_records(path.read_text())
     assert recorded["data_truncated"]
     rig.bus.write(spot, b"\x00" * len(payload))
-    out = replay(rig, path)
-    assert out.returncode == 1, out.stdout + out.stderr
+    out = replay(mmiobus, rig, path)
+    assert out.returncode == 1, out.output + out.stderr
     assert "--max-data" in out.stderr and str(recorded["seq"]) in out.stderr
     assert rig.bus.read(spot, len(payload)) == b"\x00" * len(payload)  # nothing was replayed
 
 
-def test_replay_skips_device_dma(rig: Rig, spot: int, tmp_path):
+def test_replay_skips_device_dma(mmiobus, rig: Rig, spot: int, tmp_path):
     """A recording that holds a DMA engine's copy replays only the client's accesses (which
     start the copy again); the engine's DMA reads and writes are not issued as client
     accesses."""
@@ -582,7 +580,9 @@ def test_replay_skips_device_dma(rig: Rig, spot: int, tmp_path):
         (CTRL, START | SYNC),
     ]
     ranges = ["--range", f"{DMA_BASE:#x}+0x20", "--range", f"{spot:#x}+0x1000"]
-    cmd = TraceCommand(rig, *ranges, "--format", "jsonl", "--out", str(path), "--count", "8")
+    cmd = TraceCommand(
+        rig, mmiobus, *ranges, "--format", "jsonl", "--out", str(path), "--count", "8"
+    )
     for reg, value in registers:
         wr(rig, DMA_BASE + reg, u32(value))
     cmd.finish()
@@ -593,19 +593,19 @@ def test_replay_skips_device_dma(rig: Rig, spot: int, tmp_path):
     rig.bus.write(dst, b"\x00" * len(payload))
     request = trace_request(ranges=[(dst, dst + len(payload))], initiators=["client"])
     with Subscription(rig.server, request) as sub:
-        out = replay(rig, path)
+        out = replay(mmiobus, rig, path)
         client_at_dst = sub.until(at(wr(rig, dst, payload).addr))
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert f"replayed {len(records) - len(dma)} accesses" in out.stdout
+    assert out.returncode == 0, out.output + out.stderr
+    assert f"replayed {len(records) - len(dma)} accesses" in out.output
     assert client_at_dst == []
     assert rig.bus.read(dst, len(payload)) == payload
 
 
-def test_replay_refuses_a_file_that_is_not_a_recording(rig: Rig, tmp_path):
+def test_replay_refuses_a_file_that_is_not_a_recording(mmiobus, rig: Rig, tmp_path):
     """A file that is not a recording is refused with a one-line error, exit status 1."""
     path = tmp_path / "notes.txt"
     path.write_text("this is not a trace\n")
-    out = replay(rig, path)
+    out = replay(mmiobus, rig, path)
     assert out.returncode == 1
     assert "not a recording" in out.stderr and len(out.stderr.splitlines()) == 1
 
@@ -616,7 +616,7 @@ def test_replay_refuses_a_file_that_is_not_a_recording(rig: Rig, tmp_path):
 def _interrupted_chrome_recording(rig: Rig, spot: int, path: Path) -> tuple[list[Done], int, str]:
     """Record accesses in Chrome format, then interrupt the command as Ctrl-C would; the
     accesses, the command's exit status and its standard error."""
-    cmd = TraceCommand(
+    cmd = TraceProcess(
         rig, "--range", f"{spot:#x}+0x1000", "--format", "chrome", "--out", str(path)
     )
     done = [wr(rig, spot + (i % 0x800), bytes([i & 0xFF]) * 8) for i in range(300)]
@@ -650,47 +650,44 @@ def test_interrupting_trace_stops_it_cleanly(rig: Rig, spot: int, tmp_path):
     assert status == 0, err
 
 
-def test_duration_ends_the_trace_even_when_nothing_matches(rig: Rig, spot: int):
+def test_duration_ends_the_trace_even_when_nothing_matches(mmiobus, rig: Rig, spot: int):
     """--duration SECONDS ends the command after that long even if no access matched."""
     args = ["--range", f"{spot:#x}+0x10", "--duration", "0.5"]
-    proc = subprocess.Popen(
-        mmiobus_cmd("trace", "--server", rig.server.tcp, *args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV_CLI,
+    ran = []
+    thread = threading.Thread(
+        target=lambda: ran.append(mmiobus("trace", "--server", rig.server.tcp, *args)),
+        daemon=True,
     )
-    try:
-        _, err = proc.communicate(timeout=6)  # generous: far longer than 0.5 s
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise AssertionError("`mmiobus trace --duration 0.5` was still running") from None
-    assert proc.returncode == 0, err
+    started = time.monotonic()
+    thread.start()
+    thread.join(6)  # generous: far longer than 0.5 s
+    assert not thread.is_alive(), "`mmiobus trace --duration 0.5` was still running"
+    assert time.monotonic() - started >= 0.5
+    assert ran and ran[0].returncode == 0, ran and ran[0].stderr
 
 
-def test_queue_sets_how_many_events_the_server_holds_for_the_command(rig: Rig, spot: int):
+def test_queue_sets_how_many_events_the_server_holds_for_the_command(mmiobus, rig: Rig, spot: int):
     """--queue N asks the server to queue up to N events for this subscriber (its log says so)
     instead of its --trace-queue default; the command traces as usual."""
     args = ["--range", f"{spot:#x}+0x10", "--queue", "16", "--format", "jsonl", "--count", "1"]
-    cmd = TraceCommand(rig, *args)
+    cmd = TraceCommand(rig, mmiobus, *args)
     record = log_events(rig.server, "trace subscriber joined")[-1]
     done = wr(rig, spot, b"\x01")
     out, err = cmd.finish()
     assert record["queue"] == 16
-    assert cmd.proc.returncode == 0, err
+    assert cmd.ran is not None and cmd.ran.returncode == 0, err
     assert [record_key(r) for r in jsonl_records(out)] == [done_key(done)]
 
 
 @pytest.mark.parametrize("option", ["--queue", "--max-data"])
-def test_a_negative_count_option_is_a_one_line_error(rig: Rig, option: str):
+def test_a_negative_count_option_is_a_one_line_error(mmiobus, rig: Rig, option: str):
     out = mmiobus("trace", "--server", rig.server.tcp, option, "-1", "--count", "1")
     assert out.returncode in (1, 2)
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "-1" in out.stderr, out.stderr
 
 
-def test_an_empty_range_is_a_one_line_error(rig: Rig):
+def test_an_empty_range_is_a_one_line_error(mmiobus, rig: Rig):
     """`mmiobus trace --range END:START` is refused with one line naming the range (exit 1 or
     2), as every command-line error is."""
     out = mmiobus("trace", "--server", rig.server.tcp, "--range", "0x2000:0x1000", "--count", "1")

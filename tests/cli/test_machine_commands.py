@@ -1,30 +1,23 @@
-"""The command line's local commands, run as a user runs them: the installed `mmiobus` script."""
+"""`mmiobus mtree`, `import-qemu` and `schema`: the commands that need no server, run in this
+process (``main(argv)``; see conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from support.mtree_compare import diff, flat_blocks, split_dump
 
-MMIOBUS = str(Path(sys.executable).with_name("mmiobus"))
-FIXTURES = Path(__file__).parent / "fixtures" / "qemu"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qemu"
 
 
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([MMIOBUS, *args], input=stdin, capture_output=True, text=True, timeout=60)
+def test_mtree_f_prints_the_default_machines_flat_view(mmiobus):
+    out = mmiobus("mtree", "-f").text()
+    assert out.startswith('FlatView #0\n AS "memory", root: system\n')
+    assert "(prio 0, ram): ram\n" in out
 
 
-def test_mtree_f_prints_the_default_machines_flat_view():
-    out = run("mtree", "-f")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith('FlatView #0\n AS "memory", root: system\n')
-    assert "(prio 0, ram): ram\n" in out.stdout
-
-
-def test_mtree_prints_a_file_as_qemu_would(tmp_path):
+def test_mtree_prints_a_file_as_qemu_would(mmiobus, tmp_path):
     machine = tmp_path / "m.yaml"
     machine.write_text(
         "address_spaces: [{name: memory, root: system}]\n"
@@ -34,7 +27,7 @@ def test_mtree_prints_a_file_as_qemu_would(tmp_path):
         "      - {name: off, kind: mmio, addr: 0x2000, size: 0x10, enabled: false}\n"
         "  - {name: pc.ram, kind: ram, size: 0x2000}\n"
     )
-    tree = run("mtree", str(machine)).stdout
+    tree = mmiobus("mtree", str(machine)).stdout.decode()
     assert tree == (
         "address-space: memory\n"
         "  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n"
@@ -45,59 +38,66 @@ def test_mtree_prints_a_file_as_qemu_would(tmp_path):
         "  0000000000000000-0000000000001fff (prio 0, ram): pc.ram\n"
         "\n"
     )
-    assert "off [disabled]" in run("mtree", "-D", str(machine)).stdout
+    assert "off [disabled]" in mmiobus("mtree", "-D", str(machine)).stdout.decode()
 
 
-def test_import_qemu_then_mtree_f_reproduces_qemus_flat_view(tmp_path):
+def test_import_qemu_then_mtree_f_reproduces_qemus_flat_view(mmiobus, tmp_path):
     dump = FIXTURES / "x86_64-q35.txt"
     out_file = tmp_path / "q35.yaml"
-    imported = run("import-qemu", str(dump), "-o", str(out_file))
+    imported = mmiobus("import-qemu", str(dump), "-o", str(out_file))
     assert imported.returncode == 0, imported.stderr
-    flat = run("mtree", "-f", str(out_file))
+    flat = mmiobus("mtree", "-f", str(out_file))
     assert flat.returncode == 0, flat.stderr
     expected = split_dump(dump.read_text())[1]
-    assert diff(flat_blocks(expected), flat_blocks(flat.stdout)) == ""
+    assert diff(flat_blocks(expected), flat_blocks(flat.stdout.decode())) == ""
 
 
-def test_import_qemu_reads_standard_input():
-    out = run("import-qemu", "-", stdin=(FIXTURES / "aarch64-virt.txt").read_text())
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("# Imported from QEMU")
-    assert "{name: virt.flash0, kind: romd" in out.stdout
+def test_import_qemu_reads_standard_input(mmiobus):
+    out = mmiobus("import-qemu", "-", stdin=(FIXTURES / "aarch64-virt.txt").read_bytes())
+    text = out.text()
+    assert text.startswith("# Imported from QEMU")
+    assert "{name: virt.flash0, kind: romd" in text
 
 
-def test_schema_prints_json_schema():
-    out = run("schema")
+def test_schema_prints_json_schema(mmiobus):
+    out = mmiobus("schema")
     assert json.loads(out.stdout)["title"] == "mmiobus machine description"
 
 
-def test_bad_description_is_one_error_line_per_problem_and_exit_1(tmp_path):
+def test_bad_description_is_one_error_line_per_problem_and_exit_1(mmiobus, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("regions:\n  - {name: a, kind: ram, size: lots}\n")
-    out = run("mtree", str(bad))
+    out = mmiobus("mtree", str(bad))
     assert out.returncode == 1
-    assert out.stdout == ""
+    assert out.stdout == b""
     assert out.stderr.strip().splitlines() == [
         f"mmiobus mtree: error: {bad}:2:32: regions[0].size: 'lots' is not a size (use an "
         'integer or a number with a unit: "4K", "512 MiB", "0x1000", "2**64")'
     ]
 
 
-def test_missing_file_is_one_error_line():
-    out = run("mtree", "/no/such/machine.yaml")
+def test_missing_file_is_one_error_line(mmiobus):
+    out = mmiobus("mtree", "/no/such/machine.yaml")
     assert out.returncode == 1
     assert "cannot read the file" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_garbage_dump_is_a_clear_import_error(tmp_path):
+def test_garbage_dump_is_a_clear_import_error(mmiobus, tmp_path):
     junk = tmp_path / "junk.txt"
     junk.write_text("hello world\n")
-    out = run("import-qemu", str(junk))
+    out = mmiobus("import-qemu", str(junk))
     assert out.returncode == 1
     assert "not a line of `info mtree` output" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_unknown_command_is_a_usage_error():
-    out = run("frobnicate")
+def test_unknown_command_is_a_usage_error(mmiobus):
+    out = mmiobus("frobnicate")
     assert out.returncode == 2
     assert "invalid choice" in out.stderr
+
+
+def test_mtree_with_both_a_file_and_a_server_is_a_usage_error(mmiobus, tmp_path):
+    """`mtree FILE --server ADDR` cannot do both: exit 2, one line saying so."""
+    out = mmiobus("mtree", str(tmp_path / "m.yaml"), "--server", "127.0.0.1:7170")
+    assert out.returncode == 2
+    assert "not both" in out.one_error_line()

@@ -1,0 +1,206 @@
+"""Arguments every command group shares: numbers, addresses and sizes as machine descriptions
+write them (``4096``, ``0x1000``, ``4K``, ``2**12``), bus addresses (``HOST:PORT``,
+``[IPV6]:PORT``, ``unix:PATH``), and the option groups for reaching a bus and for logging.
+
+A malformed argument is a usage error (exit status 2) that names it and says what to write.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from mmiobus.units import MASK64, TWO64, parse_size
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from mmiobus.client import Bus
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("console", "json")
+DEFAULT_TIMEOUT = 30.0
+
+
+# -- numbers ---------------------------------------------------------------------------------
+
+
+def _integer(text: str, what: str) -> int:
+    """``text`` as an integer (a leading ``-`` allowed), or a usage error naming ``what``."""
+    body = text.strip()
+    sign = -1 if body.startswith("-") else 1
+    try:
+        return sign * parse_size(body.removeprefix("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not {what} (write 4096, 0x1000, 0b1000, 4K or 2**12; use 0x... for hex)"
+        ) from None
+
+
+def number(text: str) -> int:
+    """A non-negative integer: decimal, 0x hex, 0o octal, 0b binary, underscores, units."""
+    value = _integer(text, "a number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative (values are unsigned)")
+    return value
+
+
+def address(text: str) -> int:
+    """A bus address in 0..2**64-1."""
+    value = _integer(text, "an address")
+    if not 0 <= value <= MASK64:
+        raise argparse.ArgumentTypeError(f"address {text} is outside 0..0xffffffffffffffff")
+    return value
+
+
+def length(text: str) -> int:
+    """A byte count (0 or more)."""
+    value = _integer(text, "a length")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"length {text} is negative")
+    return value
+
+
+def region_size(text: str) -> int:
+    """A region size in 0..2**64 (``4K``, ``0x1000``, ``2**64``)."""
+    value = _integer(text, "a size")
+    if not 0 <= value <= TWO64:
+        raise argparse.ArgumentTypeError(f"size {text} is outside 0..2**64")
+    return value
+
+
+def address_range(text: str) -> tuple[int, int]:
+    """START:END (end exclusive) or START+SIZE, each a number as above."""
+    try:
+        if "+" in text:
+            start, size = text.split("+", 1)
+            a = _integer(start, "an address")
+            return a, a + _integer(size, "a size")
+        start, end = text.split(":", 1)
+        return _integer(start, "an address"), _integer(end, "an address")
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not START:END or START+SIZE (e.g. 0x1000:0x2000 or 0x1000+4K)"
+        ) from None
+
+
+def seconds(text: str) -> float:
+    """A positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} seconds: give a time above 0")
+    return value
+
+
+# -- bus addresses ---------------------------------------------------------------------------
+
+# mmiobus.endpoints loads grpc: imported where an address is checked, so that
+# `mmiobus --help` stays quick.
+DEFAULT_PORT = 7170
+_FORMS = f"HOST:PORT, [IPV6]:PORT or unix:PATH; the port defaults to {DEFAULT_PORT}"
+
+
+def _checked_address(text: str) -> str:
+    from mmiobus.endpoints import AddressError, parse_address
+
+    try:
+        return parse_address(text)
+    except AddressError as e:
+        message = str(e)
+        # Most messages already show what to write; give the others the forms.
+        if not any(hint in message for hint in ("HOST:PORT", "[::1]", "unix:/", "e.g.")):
+            message = f"{message} ({_FORMS})"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def server_address(text: str) -> str:
+    """Where a bus listens, normalised (``127.0.0.1`` becomes ``127.0.0.1:7170``)."""
+    checked = _checked_address(text)
+    if not checked.startswith("unix:") and checked.endswith(":0"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: port 0 is for --listen (any free port); give the port the bus "
+            f"listens on, e.g. 127.0.0.1:{DEFAULT_PORT}"
+        )
+    return checked
+
+
+def listen_address(text: str) -> str:
+    """Where to listen, normalised; port 0 picks a free port."""
+    return _checked_address(text)
+
+
+def resolve_server(server: str | None) -> str:
+    """``--server`` if given, else ``$MMIOBUS_SERVER`` (checked), else 127.0.0.1:7170."""
+    from mmiobus.endpoints import AddressError, default_server, parse_address
+
+    if server:
+        return server
+    try:
+        return parse_address(default_server())
+    except AddressError as e:
+        raise UsageError(f"$MMIOBUS_SERVER: {e}") from None
+
+
+# -- option groups ---------------------------------------------------------------------------
+
+
+def add_server_option(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """``--server/-s ADDR``."""
+    parser.add_argument(
+        "--server",
+        "-s",
+        type=server_address,
+        metavar="ADDR",
+        help=help
+        or "HOST:PORT or unix:PATH of the bus (default: $MMIOBUS_SERVER or 127.0.0.1:7170)",
+    )
+
+
+def add_timeout_option(parser: argparse.ArgumentParser) -> None:
+    """``--timeout SECONDS``: how long each call may take."""
+    parser.add_argument(
+        "--timeout",
+        type=seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="how long each call to the bus may take (default: %(default)g)",
+    )
+
+
+def add_client_options(parser: argparse.ArgumentParser, spaces: bool = True) -> None:
+    """``--server``, ``--timeout`` and (with ``spaces``) ``--address-space``."""
+    add_server_option(parser)
+    add_timeout_option(parser)
+    if spaces:
+        parser.add_argument("--address-space", "-a", metavar="ID", help="default: the first one")
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-format`` and ``--log-level``, for the commands that run until stopped."""
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="console",
+        help="console for people, json for machines (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default="info",
+        help="debug, info, warning, error or critical (default: %(default)s)",
+    )
+
+
+def connect(args: argparse.Namespace) -> Bus:
+    """A blocking client for the bus the command's options name."""
+    from mmiobus.client import Bus
+
+    return Bus(
+        resolve_server(args.server),
+        address_space=getattr(args, "address_space", "") or "",
+        timeout=args.timeout,
+    )
