@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from mmiobus.cli.main import build_parser
 from mmiobus.machine import Machine
-from mmiobus.machine.description import MmioSpec
+from mmiobus.machine.schema import MmioSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -58,7 +58,7 @@ def test_each_device_claims_a_region_declared_for_it():
 
 
 def test_device_classes_exist():
-    from mmiobus.server.services.devices import load_device_class
+    from mmiobus.devices.loading import load_device_class
 
     for service in SERVICES.values():
         args = _args(service)

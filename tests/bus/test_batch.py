@@ -5,6 +5,7 @@ batches to fit the server's limits."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -12,7 +13,8 @@ from mmiobus.client import Bus, BusFault, MemTxAttrs, MemTxResult, Read, Write
 from mmiobus.server.config import REPLY_OVERHEAD
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
-from support.servers import start_server
+from support.servers import ServerFactory, ServerProcess, start_server
+from support.stubs import bus_stub
 
 HOLE = 0x20000000
 ROM = 0xFFFC0000
@@ -24,41 +26,32 @@ MAX_ACCESS = 64
 MAX_MESSAGE = 1024
 
 
-@pytest.fixture
-def stub(address):
-    """A raw stub on the shared default-machine server, over TCP and over a unix socket."""
-    with grpc.insecure_channel(address) as channel:
-        yield bus_pb2_grpc.BusStub(channel)
-
-
 @pytest.fixture(scope="module")
-def limited_server():
-    srv = start_server(
+def limited_server(machine_server: ServerFactory) -> ServerProcess:
+    return machine_server(
+        None,
         "--max-batch-accesses", str(MAX_ACCESSES),
         "--max-batch-bytes", str(MAX_BYTES),
         "--max-access-bytes", str(MAX_ACCESS),
         "--max-message-bytes", str(MAX_MESSAGE),
     )  # fmt: skip
-    yield srv
-    assert srv.stop() == 0, srv.log()
 
 
 @pytest.fixture
-def limited_stub(limited_server):
-    with grpc.insecure_channel(limited_server.tcp) as channel:
-        yield bus_pb2_grpc.BusStub(channel)
+def limited_stub(limited_server: ServerProcess) -> Iterator[bus_pb2_grpc.BusStub]:
+    with bus_stub(limited_server.tcp) as stub:
+        yield stub
 
 
 @pytest.fixture(scope="module")
-def tight_server():
+def tight_server(machine_server: ServerFactory) -> ServerProcess:
     """Batch limits with the smallest message size the server accepts for them."""
-    srv = start_server(
+    return machine_server(
+        None,
         "--max-batch-accesses", str(MAX_ACCESSES),
         "--max-batch-bytes", str(MAX_BYTES),
         "--max-message-bytes", str(TIGHT_MESSAGE),
     )  # fmt: skip
-    yield srv
-    assert srv.stop() == 0, srv.log()
 
 
 # The documented minimum: the reply to a full batch must fit (server/service/limits.py).

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
-from support.servers import start_server
+from support.servers import ServerFactory, ServerProcess
 
 TOP = 1 << 64
 RAM_SIZE = 0x100000  # RAM at 0 ends here; a hole follows
@@ -48,14 +48,9 @@ ACCESS_ERROR = pb.MEMTX_ACCESS_ERROR
 
 
 @pytest.fixture(scope="module")
-def rw_server(tmp_path_factory):
+def rw_server(machine_server: ServerFactory) -> ServerProcess:
     """One server on the test machine for the whole module."""
-    folder = tmp_path_factory.mktemp("rw-machine")
-    (folder / "rom.bin").write_bytes(ROM_CONTENTS)
-    (folder / "machine.yaml").write_text(MACHINE)
-    srv = start_server(config=folder / "machine.yaml")
-    yield srv
-    assert srv.stop() == 0, srv.log()
+    return machine_server(MACHINE, files={"rom.bin": ROM_CONTENTS})
 
 
 @pytest.fixture(params=["tcp", "unix"])

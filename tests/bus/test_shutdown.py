@@ -15,7 +15,6 @@ import struct
 import subprocess
 import sys
 import termios
-import time
 from pathlib import Path
 
 import grpc
@@ -24,6 +23,7 @@ from mmiobus.client import Bus, ServerUnavailable
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
 from support.servers import MMIOBUS, ServerProcess, start_server
+from support.wait import wait_for
 
 TIMEOUT = 30  # seconds; only to turn a hang into a failure
 SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="SIGINT")]
@@ -129,11 +129,14 @@ def test_signal_right_after_a_listening_line_exits_zero(tmp_path, sig):
         os.close(into)
         into = -1
         try:
-            deadline = time.monotonic() + TIMEOUT
-            while _pipe_bytes(out) < capacity:  # until the first line is in
+
+            def first_line_in() -> bool:
+                if _pipe_bytes(out) >= capacity:
+                    return True
                 assert proc.poll() is None, (tmp_path / "server.log").read_text()
-                assert time.monotonic() < deadline, "the server never printed where it listens"
-                time.sleep(0.01)
+                return False
+
+            wait_for(first_line_in, TIMEOUT, message="the server never printed where it listens")
             proc.send_signal(sig)
             while select.select([out], [], [], TIMEOUT)[0] and os.read(out, 65536):
                 pass  # let it finish printing, until it exits and closes its end

@@ -8,40 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from mmiobus.client import AsyncBus, RpcFailure
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
-from support.servers import start_server
+from support.servers import ServerFactory, ServerProcess
+from support.stubs import aio_bus_stub
 
 HOLE = 0x20000000
 MAX_ACCESSES = 6
 MAX_BYTES = 100
 
 
-@pytest.fixture
-async def stub(address):
-    """A raw asyncio stub on the shared server, over TCP and over a unix socket."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        yield bus_pb2_grpc.BusStub(channel)
-
-
 @pytest.fixture(scope="module")
-def limited_server():
+def limited_server(machine_server: ServerFactory) -> ServerProcess:
     """A server with small per-message limits."""
-    srv = start_server(
-        "--max-batch-accesses", str(MAX_ACCESSES), "--max-batch-bytes", str(MAX_BYTES)
+    return machine_server(
+        None, "--max-batch-accesses", str(MAX_ACCESSES), "--max-batch-bytes", str(MAX_BYTES)
     )
-    yield srv
-    assert srv.stop() == 0, srv.log()
 
 
 @pytest.fixture
-async def limited_stub(limited_server):
-    async with grpc.aio.insecure_channel(limited_server.tcp) as channel:
-        yield bus_pb2_grpc.BusStub(channel)
+async def limited_stub(limited_server: ServerProcess) -> AsyncIterator[bus_pb2_grpc.BusStub]:
+    async with aio_bus_stub(limited_server.tcp) as stub:
+        yield stub
 
 
 def message(*accesses: pb.RwRequest) -> pb.RwStreamRequest:
@@ -80,11 +73,11 @@ def has_number(text: str, n: int) -> bool:
 # -- replies ---------------------------------------------------------------------------------
 
 
-async def test_one_message_with_several_accesses_gets_one_reply_in_order(stub):
+async def test_one_message_with_several_accesses_gets_one_reply_in_order(aio_stub):
     """A message of several accesses is answered by one message with one result per access, in
     the order of the accesses, each tagged with its access's id."""
     out = await send_all(
-        stub,
+        aio_stub,
         message(
             write(11, 0x10000, b"\x01\x02"),
             read(7, 0x10000, 2),
@@ -101,27 +94,27 @@ async def test_one_message_with_several_accesses_gets_one_reply_in_order(stub):
     assert results[4].data == b"\x01\x02\x03"
 
 
-async def test_pipelined_messages_are_answered_in_order(stub):
+async def test_pipelined_messages_are_answered_in_order(aio_stub):
     """Many messages written before any reply is read are answered one reply each, in order."""
     messages = [
         message(*(read(100 * m + k, 0x11000 + 8 * k, 8) for k in range(1 + m % 3)))
         for m in range(25)
     ]
-    out = await send_all(stub, *messages)
+    out = await send_all(aio_stub, *messages)
     assert [[r.id for r in reply.results] for reply in out] == [
         [a.id for a in m.accesses] for m in messages
     ]
 
 
-async def test_empty_message_gets_an_empty_reply(stub):
+async def test_empty_message_gets_an_empty_reply(aio_stub):
     """A message with no accesses is still answered, with no results."""
-    out = await send_all(stub, message(), message(read(5, 0x11800, 1)))
+    out = await send_all(aio_stub, message(), message(read(5, 0x11800, 1)))
     assert [len(r.results) for r in out] == [0, 1]
 
 
-async def test_stream_can_be_used_interactively(stub):
+async def test_stream_can_be_used_interactively(aio_stub):
     """Replies come as messages are sent: each write can wait for its own reply."""
-    call = stub.RwStream(timeout=10)
+    call = aio_stub.RwStream(timeout=10)
     for k in range(5):
         await call.write(message(write(2 * k, 0x11900, bytes([k])), read(2 * k + 1, 0x11900, 1)))
         reply = await call.read()
@@ -133,11 +126,11 @@ async def test_stream_can_be_used_interactively(stub):
 # -- order -----------------------------------------------------------------------------------
 
 
-async def test_accesses_in_one_message_run_in_order(stub):
+async def test_accesses_in_one_message_run_in_order(aio_stub):
     """Write, read, write, read of one address in one message: each read sees the write before
     it."""
     out = await send_all(
-        stub,
+        aio_stub,
         message(
             write(1, 0x12000, b"first!"),
             read(2, 0x12000, 6),
@@ -149,12 +142,12 @@ async def test_accesses_in_one_message_run_in_order(stub):
     assert (results[1].data, results[3].data) == (b"first!", b"second")
 
 
-async def test_pipelined_messages_run_in_order(stub):
+async def test_pipelined_messages_run_in_order(aio_stub):
     """A read in message k sees the write of message k-1 to the same address."""
     messages = [
         message(read(2 * k, 0x12100, 4), write(2 * k + 1, 0x12100, b"%04d" % k)) for k in range(30)
     ]
-    out = await send_all(stub, message(write(999, 0x12100, b"init")), *messages)
+    out = await send_all(aio_stub, message(write(999, 0x12100, b"init")), *messages)
     seen = [reply.results[0].data for reply in out[1:]]
     assert seen == [b"init"] + [b"%04d" % k for k in range(29)]
 
@@ -162,7 +155,7 @@ async def test_pipelined_messages_run_in_order(stub):
 # -- malformed messages ----------------------------------------------------------------------
 
 
-async def test_malformed_access_aborts_stream_naming_message_and_index(stub):
+async def test_malformed_access_aborts_stream_naming_message_and_index(aio_stub):
     """An access with neither read nor write in message 3 ends the stream with INVALID_ARGUMENT
     naming message 3 and the access's index, after the replies to messages 0-2 arrived."""
     good = [
@@ -170,7 +163,7 @@ async def test_malformed_access_aborts_stream_naming_message_and_index(stub):
         for m in range(3)
     ]
     bad = message(read(30, 0x13000, 1), pb.RwRequest(id=31, addr=0x13000), read(32, 0x13000, 1))
-    call = stub.RwStream(timeout=10)
+    call = aio_stub.RwStream(timeout=10)
     for m in [*good, bad]:
         await call.write(m)
     received = [await call.read() for _ in good]
@@ -184,17 +177,17 @@ async def test_malformed_access_aborts_stream_naming_message_and_index(stub):
     assert "accesses[1]" in info.value.details()
 
 
-async def test_malformed_message_runs_none_of_its_accesses(stub):
+async def test_malformed_message_runs_none_of_its_accesses(aio_stub):
     """A message with one malformed access is refused whole: its valid accesses before the bad
     one do not run."""
-    out = await send_all(stub, message(write(1, 0x13100, b"old")))
+    out = await send_all(aio_stub, message(write(1, 0x13100, b"old")))
     assert out[0].results[0].result == pb.MEMTX_OK
-    call = stub.RwStream(timeout=10)
+    call = aio_stub.RwStream(timeout=10)
     await call.write(message(write(2, 0x13100, b"new"), pb.RwRequest(id=3, addr=0x13100)))
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await replies(call)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    out = await send_all(stub, message(read(4, 0x13100, 3)))
+    out = await send_all(aio_stub, message(read(4, 0x13100, 3)))
     assert out[0].results[0].data == b"old"
 
 
@@ -215,10 +208,10 @@ async def test_message_that_does_not_parse_aborts_stream_with_invalid_argument(a
     assert "RwStreamRequest" in info.value.details()
 
 
-async def test_unknown_address_space_aborts_stream_with_not_found(stub):
+async def test_unknown_address_space_aborts_stream_with_not_found(aio_stub):
     """An access naming an address space the machine lacks ends the stream with NOT_FOUND
     naming the id."""
-    call = stub.RwStream(timeout=10)
+    call = aio_stub.RwStream(timeout=10)
     await call.write(message(pb.RwRequest(id=1, addr=0, read=1, address_space="nowhere")))
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await replies(call)

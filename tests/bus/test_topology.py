@@ -17,7 +17,7 @@ import grpc
 import pytest
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
-from support.servers import MMIOBUS, ServerProcess, start_server
+from support.servers import MMIOBUS, ServerFactory, ServerProcess
 
 MASK64 = (1 << 64) - 1
 OK = 0
@@ -240,27 +240,21 @@ def machine_file(tmp_path_factory):
     return path
 
 
-def _serve(*args: str, config=None) -> Iterator[ServerProcess]:
-    srv = start_server(*args, config=config)
-    yield srv
-    assert srv.stop() == 0, srv.log()
-
-
 @pytest.fixture(scope="module")
-def topo_server(machine_file):
+def topo_server(machine_server: ServerFactory, machine_file) -> ServerProcess:
     """The server most tests change (each in its own ids and addresses)."""
-    yield from _serve(config=machine_file)
+    return machine_server(machine_file)
 
 
 @pytest.fixture(scope="module")
-def pristine_server(machine_file):
+def pristine_server(machine_server: ServerFactory, machine_file) -> ServerProcess:
     """A server on the same machine that no test changes."""
-    yield from _serve(config=machine_file)
+    return machine_server(machine_file)
 
 
 @pytest.fixture(scope="module")
-def limited_server():
-    yield from _serve("--max-topology-ops", "3")
+def limited_server(machine_server: ServerFactory) -> ServerProcess:
+    return machine_server(None, "--max-topology-ops", "3")
 
 
 @pytest.fixture(scope="module")
@@ -919,13 +913,13 @@ def test_mtree_equals_local_mtree_of_the_machine_file(
 
 
 @pytest.fixture(scope="module")
-def rebuilt_server(machine_file):
+def rebuilt_server(machine_server: ServerFactory, machine_file) -> ServerProcess:
     """A server on the base machine, reshaped by REBUILD_OPS in one transaction."""
-    for srv in _serve(config=machine_file):
-        w = Wire(srv.tcp)
-        w.apply(*REBUILD_OPS)
-        w.close()
-        yield srv
+    srv = machine_server(machine_file)
+    w = Wire(srv.tcp)
+    w.apply(*REBUILD_OPS)
+    w.close()
+    return srv
 
 
 @pytest.mark.parametrize(

@@ -9,37 +9,49 @@ touches (the ``spot`` fixture).
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 from mmiobus.client import Bus, MemTxResult
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import sdk_helpers as h
-from sdk_helpers_harness import (
-    DMA_ENGINE,
-    DMA_OFFSET,
-    DMA_SPACE,
-    HOLE,
-    Rig,
-    helper,
-    in_server,
-    le,
-    mmio,
-    rig,
-    u32,
-    u64,
-    wait_for,
+from support.dma_engine import (
+    BUSY,
+    CTRL,
+    DONE,
+    DST_HI,
+    DST_LO,
+    ERROR,
+    IRQ_ENABLE,
+    LEN,
+    RESULT,
+    SRC_HI,
+    SRC_LO,
+    START,
+    STATUS,
+    SYNC,
 )
+from support.machines import DMA_OFFSET, DMA_SPACE, HOLE, RAM_SIZE, device_machine, in_server, mmio
+from support.models import DMA_ENGINE, target
+from support.models.bus_master import (
+    CMD_READ,
+    CMD_WRITE,
+    M_ADDR,
+    M_ATTRS,
+    M_CMD,
+    M_COUNT,
+    M_DATA,
+    M_LEN,
+    M_RESULT,
+    M_SPACE,
+)
+from support.models.bus_master import Master as MasterModel
+from support.models.gate import Gate
+from support.models.last_writer import R_REQUESTER, R_VALUE, LastWriter
+from support.rig import Rig, RigFactory
+from support.spots import Spots
+from support.wait import wait_for
+from support.words import le, u32, u64
 
 OK = MemTxResult.OK
-# DmaEngine registers and bits (see mmiobus.devices.models.dma).
-SRC_LO, SRC_HI, DST_LO, DST_HI, LEN, CTRL, STATUS, RESULT = range(0, 0x20, 4)
-START, IRQ_ENABLE, SYNC = 1, 2, 4
-BUSY, DONE, ERROR = 1, 2, 4
 
 MASTERS = {"master_remote": (0x10000000, 0x42), "master_local": (0x10001000, 0x43)}
 RECORDER = 0x10002000
@@ -51,27 +63,26 @@ ENGINES = {
 }
 GATES = {"gate_remote": 0x10020000, "gate_local": 0x10021000}
 SPACES = [DMA_SPACE, "no-such-space"]  # a Master's SPACE register: 1, 2
-SPOTS = itertools.count(0x100000, 0x10000)
+SPOTS = Spots(0x100000, 0x10000, RAM_SIZE)  # 64 KiB of RAM per test
 WINDOW_SPOTS = itertools.count(0, 0x1000)  # addresses in DMA_SPACE, for one test each
 TOKENS = itertools.count(0x7000_0001)
 
 
 @pytest.fixture(scope="module")
-def dma(tmp_path_factory: pytest.TempPathFactory):
-    workdir = tmp_path_factory.mktemp("dma")
-    gates = workdir / "gates"
+def dma(machine_rig: RigFactory, tmp_path_factory: pytest.TempPathFactory) -> Rig:
+    gates = tmp_path_factory.mktemp("dma") / "gates"
     gates.mkdir()
     regions, devices = [], []
     for name, (addr, rid) in MASTERS.items():
         if name.endswith("_remote"):
             regions.append(mmio(name, addr, 0x28, name))
             args = ["--arg", f"requester_id={rid}", "--arg", f"spaces=[{','.join(SPACES)}]"]
-            devices.append((helper("Master"), name, args))
+            devices.append((target(MasterModel), name, args))
         else:
-            device = in_server(helper("Master"), requester_id=rid, spaces=SPACES)
+            device = in_server(target(MasterModel), requester_id=rid, spaces=SPACES)
             regions.append(mmio(name, addr, 0x28, device))
     regions.append(mmio("recorder", RECORDER, 0x20, "recorder"))
-    devices.append((helper("Recorder"), "recorder", []))
+    devices.append((target(LastWriter), "recorder", []))
     for name, addr in ENGINES.items():
         remote = name.endswith("_remote")
         device = name if remote else in_server(DMA_ENGINE)
@@ -80,19 +91,13 @@ def dma(tmp_path_factory: pytest.TempPathFactory):
             devices.append((DMA_ENGINE, name, []))
     for name, addr in GATES.items():
         remote = name.endswith("_remote")
-        device = name if remote else in_server(helper("Gate"), gate_dir=str(gates))
+        device = name if remote else in_server(target(Gate), gate_dir=str(gates))
         regions.append(mmio(name, addr, 0x10, device, valid=(4, 4), impl=(4, 4), deadline="60s"))
         if remote:
-            devices.append((helper("Gate"), name, ["--arg", f"gate_dir={gates}"]))
-    with rig(workdir, regions, devices) as r:
-        r.extra["gates"] = gates
-        yield r
-
-
-@pytest.fixture
-def spot() -> int:
-    """64 KiB of RAM for this test alone."""
-    return next(SPOTS)
+            devices.append((target(Gate), name, ["--arg", f"gate_dir={gates}"]))
+    rig = machine_rig(device_machine(regions), devices)
+    rig.extra["gates"] = gates
+    return rig
 
 
 def token() -> int:
@@ -157,7 +162,7 @@ def gate_for(engine: Engine) -> int:
 
 
 class Master:
-    """A sdk_helpers.Master on the bus."""
+    """A support.models.bus_master.Master on the bus."""
 
     def __init__(self, rig: Rig, name: str) -> None:
         self.rig, self.name = rig, name
@@ -170,12 +175,12 @@ class Master:
         """Run one DMA (in the address space SPACES[space - 1], or the first); its
         MemTxResult."""
         bus = self.rig.bus
-        bus.write(self.base + h.M_ADDR, u64(addr))
-        bus.write(self.base + h.M_DATA, u64(data))
-        bus.write(self.base + h.M_LEN, u32(length))
-        bus.write(self.base + h.M_SPACE, u32(space))
-        bus.write(self.base + h.M_CMD, u32(cmd))
-        return le(bus.read(self.base + h.M_RESULT, 4))
+        bus.write(self.base + M_ADDR, u64(addr))
+        bus.write(self.base + M_DATA, u64(data))
+        bus.write(self.base + M_LEN, u32(length))
+        bus.write(self.base + M_SPACE, u32(space))
+        bus.write(self.base + M_CMD, u32(cmd))
+        return le(bus.read(self.base + M_RESULT, 4))
 
     def reg(self, offset: int, size: int = 4) -> int:
         return le(self.rig.bus.read(self.base + offset, size))
@@ -189,26 +194,26 @@ def master(request: pytest.FixtureRequest, dma: Rig) -> Master:
 
 def test_device_dma_write_reaches_ram(master: Master, spot: int):
     """dma_write from a handler puts the bytes in RAM."""
-    assert master.command(h.CMD_WRITE, spot, data=0x1122334455667788) == OK
+    assert master.command(CMD_WRITE, spot, data=0x1122334455667788) == OK
     assert master.rig.bus.read(spot, 8) == u64(0x1122334455667788)
 
 
 def test_device_dma_read_returns_ram_contents(master: Master, spot: int):
     """dma_read from a handler gets the bytes in RAM."""
     master.rig.bus.write(spot, b"\x01\x02\x03\x04\x05")
-    assert master.command(h.CMD_READ, spot, length=5) == OK
-    assert master.reg(h.M_DATA, 8) == le(b"\x01\x02\x03\x04\x05")
+    assert master.command(CMD_READ, spot, length=5) == OK
+    assert master.reg(M_DATA, 8) == le(b"\x01\x02\x03\x04\x05")
 
 
 def test_device_dma_reaches_another_address_space(master: Master):
     """A DMA naming another address space lands where that space maps: here a window on RAM."""
     addr = next(WINDOW_SPOTS)
     spot = DMA_OFFSET + addr
-    assert master.command(h.CMD_WRITE, addr, data=0xCAFEF00D, length=4, space=1) == OK
+    assert master.command(CMD_WRITE, addr, data=0xCAFEF00D, length=4, space=1) == OK
     assert master.rig.bus.read(spot, 4) == u32(0xCAFEF00D)
     master.rig.bus.write(spot + 8, b"window")
-    assert master.command(h.CMD_READ, addr + 8, length=6, space=1) == OK
-    assert master.reg(h.M_DATA, 8) == le(b"window")
+    assert master.command(CMD_READ, addr + 8, length=6, space=1) == OK
+    assert master.reg(M_DATA, 8) == le(b"window")
 
 
 @pytest.mark.parametrize(
@@ -225,16 +230,16 @@ def test_device_dma_into_an_unknown_address_space_fails_with_decode_error(master
     """A DMA naming an address space the bus does not have completes with DECODE_ERROR; the
     device's own access is answered OK."""
     bus = master.rig.bus
-    bus.write(master.base + h.M_SPACE, u32(2))
-    assert bus.write(master.base + h.M_CMD, u32(h.CMD_WRITE), check=False) == OK
-    assert le(bus.read(master.base + h.M_RESULT, 4)) == MemTxResult.DECODE_ERROR
+    bus.write(master.base + M_SPACE, u32(2))
+    assert bus.write(master.base + M_CMD, u32(CMD_WRITE), check=False) == OK
+    assert le(bus.read(master.base + M_RESULT, 4)) == MemTxResult.DECODE_ERROR
 
 
 def test_device_dma_carries_the_devices_requester_id(master: Master):
     """The target of a device's DMA sees the device's requester id in the attributes."""
-    assert master.command(h.CMD_WRITE, RECORDER + h.R_VALUE, data=0x99) == OK
-    assert le(master.rig.bus.read(RECORDER + h.R_VALUE, 8)) == 0x99
-    assert le(master.rig.bus.read(RECORDER + h.R_REQUESTER, 8)) == master.requester_id
+    assert master.command(CMD_WRITE, RECORDER + R_VALUE, data=0x99) == OK
+    assert le(master.rig.bus.read(RECORDER + R_VALUE, 8)) == 0x99
+    assert le(master.rig.bus.read(RECORDER + R_REQUESTER, 8)) == master.requester_id
 
 
 @pytest.mark.parametrize(
@@ -249,23 +254,23 @@ def test_device_dma_carries_the_devices_requester_id(master: Master):
 )
 def test_bus_stamps_the_devices_requester_id_over_its_own_attrs(master: Master):
     """A device that passes attributes with another requester id still DMAs with its own."""
-    master.rig.bus.write(master.base + h.M_ATTRS, u32(0x0999))
-    assert master.command(h.CMD_WRITE, RECORDER + h.R_VALUE, data=0x98) == OK
-    assert le(master.rig.bus.read(RECORDER + h.R_REQUESTER, 8)) == master.requester_id
+    master.rig.bus.write(master.base + M_ATTRS, u32(0x0999))
+    assert master.command(CMD_WRITE, RECORDER + R_VALUE, data=0x98) == OK
+    assert le(master.rig.bus.read(RECORDER + R_REQUESTER, 8)) == master.requester_id
 
 
 def test_device_dma_into_a_hole_fails_with_decode_error(master: Master):
     """A DMA to an address nothing is mapped at completes with DECODE_ERROR."""
-    assert master.command(h.CMD_WRITE, HOLE, data=1) == MemTxResult.DECODE_ERROR
-    assert master.command(h.CMD_READ, HOLE) == MemTxResult.DECODE_ERROR
+    assert master.command(CMD_WRITE, HOLE, data=1) == MemTxResult.DECODE_ERROR
+    assert master.command(CMD_READ, HOLE) == MemTxResult.DECODE_ERROR
 
 
 def test_device_dma_into_its_own_region_is_refused_with_access_error(master: Master):
     """A DMA that lands in the device's own region is a re-entrant access: ACCESS_ERROR,
     and the device's registers are untouched."""
-    assert master.command(h.CMD_WRITE, master.base + h.M_DATA, data=5) == MemTxResult.ACCESS_ERROR
-    assert master.reg(h.M_DATA, 8) == 5  # the value the command itself set, not overwritten
-    assert master.command(h.CMD_READ, master.base + h.M_ADDR) == MemTxResult.ACCESS_ERROR
+    assert master.command(CMD_WRITE, master.base + M_DATA, data=5) == MemTxResult.ACCESS_ERROR
+    assert master.reg(M_DATA, 8) == 5  # the value the command itself set, not overwritten
+    assert master.command(CMD_READ, master.base + M_ADDR) == MemTxResult.ACCESS_ERROR
 
 
 def test_devices_counts_dma_requests(master: Master, spot: int):
@@ -274,11 +279,11 @@ def test_devices_counts_dma_requests(master: Master, spot: int):
     def count() -> int:
         return next(d.dma for d in master.rig.bus.devices() if d.name == master.name)
 
-    before, made = count(), master.reg(h.M_COUNT)
+    before, made = count(), master.reg(M_COUNT)
     for i in range(3):
-        master.command(h.CMD_WRITE, spot + 8 * i, data=i)
-        master.command(h.CMD_READ, spot + 8 * i)
-    assert count() - before == master.reg(h.M_COUNT) - made
+        master.command(CMD_WRITE, spot + 8 * i, data=i)
+        master.command(CMD_READ, spot + 8 * i)
+    assert count() - before == master.reg(M_COUNT) - made
 
 
 # -- the DMA engine model ------------------------------------------------------------------------
@@ -451,8 +456,8 @@ def test_background_copy_may_read_the_device_that_started_it(dma: Rig, spot: int
     """A device's DMA starts a background copy (no SYNC) that reads that device's registers
     after the starting write was answered: no cycle, so it succeeds, in either mode."""
     master, eng = Master(dma, m), Engine(dma, e)
-    eng.program(master.base + h.M_DATA, spot, 4)
-    assert master.command(h.CMD_WRITE, eng.base + CTRL, data=START, length=4) == OK
+    eng.program(master.base + M_DATA, spot, 4)
+    assert master.command(CMD_WRITE, eng.base + CTRL, data=START, length=4) == OK
     assert not eng.wait_done() & ERROR
     assert eng.reg(RESULT) == OK
     assert dma.bus.read(spot, 4) == u32(START)

@@ -7,10 +7,7 @@ stay silent or send garbage are raw ``Devices.Attach`` streams opened from the t
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,23 +17,14 @@ import pytest
 from mmiobus.memory.access import MemTxResult
 from mmiobus.v1 import bus_pb2, bus_pb2_grpc, devices_pb2
 from support.devices import start_device
-from support.servers import start_server
+from support.models import SCRATCH, target
+from support.models.recorder import Recorder, bytes_from_records, read_records
+from support.ports import free_port
+from support.raw_device import BusStub, RawDevice
+from support.servers import ServerFactory, ServerProcess
+from support.wait import wait_for
 
-
-def _load_helpers():
-    name = "test_protocol_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-h = _load_helpers()
-
-SCRATCH = "mmiobus.devices.models.scratch:ScratchRam"
+RECORDER = target(Recorder)
 RAM = 0x0
 SILENT = 0x10000000
 STALL = {"stall_a": 0x10001000, "stall_b": 0x10001100}
@@ -82,24 +70,15 @@ regions:
 
 
 @pytest.fixture(scope="module")
-def machine(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("failures") / "machine.yaml"
-    path.write_text(MACHINE)
-    return path
-
-
-@pytest.fixture(scope="module")
-def fail_server(machine):
-    srv = start_server(
-        "--log-format", "json", "--device-deadline", str(DEFAULT_DEADLINE_MS), config=machine
+def fail_server(machine_server: ServerFactory) -> ServerProcess:
+    return machine_server(
+        MACHINE, "--log-format", "json", "--device-deadline", str(DEFAULT_DEADLINE_MS)
     )
-    yield srv
-    assert srv.stop() == 0, srv.log()
 
 
 @pytest.fixture(scope="module")
 def bus(fail_server):
-    stub = h.BusStub(fail_server.tcp)
+    stub = BusStub(fail_server.tcp)
     yield stub
     stub.close()
 
@@ -117,10 +96,10 @@ def bystander(fail_server):
 _pages = iter(range(0x100))
 
 
-def raw_device(address: str, name: str, deadline_ms: int) -> tuple[h.RawDevice, int, object]:
+def raw_device(address: str, name: str, deadline_ms: int) -> tuple[RawDevice, int, object]:
     """A raw device that registered a fresh region; returns it, the region's address and
     the RegionReply."""
-    dev = h.RawDevice(address)
+    dev = RawDevice(address)
     dev.hello(name)
     addr = REGISTERED + 0x1000 * next(_pages)
     reply = dev.register(id=f"{name}.regs", size=0x100, addr=addr, deadline_ms=deadline_ms)
@@ -128,7 +107,7 @@ def raw_device(address: str, name: str, deadline_ms: int) -> tuple[h.RawDevice, 
     return dev, addr, reply
 
 
-def assert_others_serve(bus: h.BusStub, tag: int) -> None:
+def assert_others_serve(bus: BusStub, tag: int) -> None:
     """RAM and the bystander device answer reads and writes correctly."""
     data = bytes([tag, tag ^ 0xFF, 0x5A, tag])
     assert bus.write(RAM + 0x100, data).result == MemTxResult.OK
@@ -138,8 +117,10 @@ def assert_others_serve(bus: h.BusStub, tag: int) -> None:
     assert (reply.data, reply.result) == (data, MemTxResult.OK)
 
 
-def gone(bus: h.BusStub, name: str) -> None:
-    bus.wait_until(lambda: bus.device(name) is None, what=f"device {name} to leave")
+def gone(bus: BusStub, name: str) -> None:
+    wait_for(
+        lambda: bus.device(name) is None, message=f"timed out waiting for device {name} to leave"
+    )
 
 
 # -- a device that never answers ---------------------------------------------------------------
@@ -148,7 +129,7 @@ def gone(bus: h.BusStub, name: str) -> None:
 def test_silent_device_access_fails_with_memtx_error_after_region_deadline(fail_server, bus):
     """An access to a device that never answers completes with MEMTX_ERROR once the region's
     `deadline` passes."""
-    with h.RawDevice(fail_server.tcp) as dev:
+    with RawDevice(fail_server.tcp) as dev:
         dev.hello("mute")
         reply = dev.claim("silent")
         assert reply.code == 0
@@ -200,7 +181,7 @@ def test_silent_device_timeout_is_logged_with_device_and_region(fail_server, bus
                     events.append(event)
             return events
 
-        bus.wait_until(logged, what="the timeout in the server log")
+        wait_for(logged, message="timed out waiting for the timeout in the server log")
     (event,) = logged()
     assert event["region"] == "mute-log.regs"
     assert event["level"] == "warning"
@@ -229,7 +210,7 @@ def start_staller(server, region: str, log: Path):
     """A device process whose reads never answer (it records them first)."""
     name = f"staller-{region[-1]}"
     return start_device(
-        h.RECORDER,
+        RECORDER,
         server.tcp,
         "--claim",
         region,
@@ -238,7 +219,6 @@ def start_staller(server, region: str, log: Path):
         "--arg",
         "stall=true",
         name=name,
-        env=h.DEVICE_ENV,
     )
 
 
@@ -249,7 +229,7 @@ def test_killed_device_fails_pending_access_before_the_deadline(fail_server, bus
     dev = start_staller(fail_server, "stall_a", log)
     try:
         pending = bus.read_async(STALL["stall_a"] + 8, 4)
-        h.read_records(log, 1)  # the device has the access
+        read_records(log, 1)  # the device has the access
         assert not pending.done()
         killed = time.monotonic()
         dev.kill()
@@ -268,7 +248,7 @@ def test_killed_device_does_not_disturb_other_devices_or_ram(fail_server, bus, b
     dev = start_staller(fail_server, "stall_b", log)
     try:
         pending = bus.read_async(STALL["stall_b"], 4)
-        h.read_records(log, 1)
+        read_records(log, 1)
         assert_others_serve(bus, 0x21)
         dev.kill()
         assert pending.result(timeout=LONG_DEADLINE_S).result == MemTxResult.ERROR
@@ -364,7 +344,7 @@ def test_region_without_declared_device_answers_alike_before_claim_and_after_lea
         return r.data, r.result, w.result
 
     before = outcome()
-    with h.RawDevice(fail_server.tcp) as dev:
+    with RawDevice(fail_server.tcp) as dev:
         dev.hello("passer-by")
         assert dev.claim("claimable").code == 0
         pending = bus.read_async(CLAIMABLE, 1)
@@ -388,7 +368,9 @@ def test_registered_region_vanishes_when_its_device_leaves(fail_server, bus):
         assert bus.read(EPHEMERAL, 4).result == MemTxResult.OK
     finally:
         dev.kill()
-    bus.wait_until(lambda: bus.region("ephemeral") is None, what="the region to go")
+    wait_for(
+        lambda: bus.region("ephemeral") is None, message="timed out waiting for the region to go"
+    )
     assert "ephemeral" not in bus.mtree()
     after = bus.read(EPHEMERAL, 4)
     assert (after.data, after.result) == (hole.data, hole.result)
@@ -397,30 +379,24 @@ def test_registered_region_vanishes_when_its_device_leaves(fail_server, bus):
 # -- devices that come back --------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_device_reclaims_its_region_when_the_server_restarts(machine):
+def test_device_reclaims_its_region_when_the_server_restarts(machine_server: ServerFactory):
     """A device process that outlives the server reconnects to the new server on the same
     address, claims its region again and serves it (with the state it kept)."""
-    address = f"127.0.0.1:{_free_port()}"
-    srv = start_server("--listen", address, "--grace", "0.2", config=machine)
+    address = f"127.0.0.1:{free_port()}"
+    srv = machine_server(MACHINE, "--listen", address, "--grace", "0.2")
     dev = None
     try:
         dev = start_device(
             SCRATCH, address, "--claim", "reclaim", "--arg", "fill=0x11", name="phoenix"
         )
-        first = h.BusStub(address)
+        first = BusStub(address)
         assert first.write(RECLAIM, b"\x10\x20\x30").result == MemTxResult.OK
         first.close()
         assert srv.stop() == 0, srv.log()
 
-        srv = start_server("--listen", address, "--grace", "0.2", config=machine)
+        srv = machine_server(MACHINE, "--listen", address, "--grace", "0.2")
         dev.wait_serving()
-        second = h.BusStub(address)
+        second = BusStub(address)
         info = second.device("phoenix")
         reply = second.read(RECLAIM, 4)
         second.close()
@@ -550,7 +526,7 @@ def test_client_leaving_mid_stream_to_slow_device_does_not_disturb_others(
     devices."""
     log = tmp_path / "accesses.jsonl"
     dev = start_device(
-        h.RECORDER,
+        RECORDER,
         fail_server.tcp,
         "--claim",
         "slow",
@@ -559,7 +535,6 @@ def test_client_leaving_mid_stream_to_slow_device_does_not_disturb_others(
         "--arg",
         "delay=0.3",
         name="slowpoke",
-        env=h.DEVICE_ENV,
     )
     channel = grpc.insecure_channel(fail_server.tcp)
     try:
@@ -572,7 +547,7 @@ def test_client_leaving_mid_stream_to_slow_device_does_not_disturb_others(
             keep_open.wait(LONG_DEADLINE_S)
 
         call = bus_pb2_grpc.BusStub(channel).RwStream(requests(), timeout=LONG_DEADLINE_S)
-        h.read_records(log, 1)  # the device is serving the leaving client's first access
+        read_records(log, 1)  # the device is serving the leaving client's first access
         other = bus.read_async(SLOW + 0x40, 4)
         call.cancel()
         keep_open.set()
@@ -581,17 +556,17 @@ def test_client_leaving_mid_stream_to_slow_device_does_not_disturb_others(
         assert info.value.code() == grpc.StatusCode.CANCELLED
 
         reply = other.result(timeout=LONG_DEADLINE_S)
-        records = [r for r in h.read_records(log) if r["offset"] == 0x40]
+        records = [r for r in read_records(log) if r["offset"] == 0x40]
         assert (reply.data, reply.result) == (
-            h.bytes_from_records(records, 0x40, 4),
+            bytes_from_records(records, 0x40, 4),
             MemTxResult.OK,
         )
         assert_others_serve(bus, 0x66)
         assert bus.device("slowpoke") is not None
         reply = bus.read(SLOW + 0x80, 2)
-        records = [r for r in h.read_records(log) if r["offset"] == 0x80]
+        records = [r for r in read_records(log) if r["offset"] == 0x80]
         assert (reply.data, reply.result) == (
-            h.bytes_from_records(records, 0x80, 2),
+            bytes_from_records(records, 0x80, 2),
             MemTxResult.OK,
         )
     finally:

@@ -9,43 +9,46 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
-import time
 from pathlib import Path
 
 import grpc
 import pytest
 from mmiobus.client import AsyncBus
 from mmiobus.v1 import devices_pb2, devices_pb2_grpc
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import sdk_helpers as h
-from sdk_helpers_harness import (
-    TIMER,
-    UART,
-    Background,
-    Rig,
-    free_port,
-    helper,
-    in_server,
-    mmio,
-    mmiobus,
-    rig,
-    wait_for,
+from support.command_line import Background, mmiobus
+from support.machines import device_machine, in_server, mmio
+from support.models import TIMER, UART, target
+from support.models.irq_lines import LINES as LINE_NAMES
+from support.models.irq_lines import PULSE, IrqLines
+from support.models.irq_lines import STORM as STORM_OFFSET
+from support.ports import free_port
+from support.rig import Rig, RigFactory
+from support.timer import (
+    ENABLE,
+    EXPIRED,
+    IRQ_ENABLE,
+    PERIODIC,
+    T_COUNT,
+    T_CTRL,
+    T_STATUS,
+    BusTimer,
+    let_periods_pass,
 )
+from support.wait import wait_for
 
+IRQ_LINES = target(IrqLines)
 LINES = {"lines_remote": 0x10000000, "lines_local": 0x10001000}
 TMP_LINES = ("lines_tmp", 0x10002000)
 STORM = ("storm_local", 0x10003000)  # in the server: its background pulses run on the bus's loop
 TIMERS = {"timer_remote": 0x10010000, "timer_local": 0x10011000}
+# timer -> (region, address) of a second timer hosted alike, for let_periods_pass
+WITNESSES = {
+    "timer_remote": ("witness_remote", 0x10012000),
+    "timer_local": ("witness_local", 0x10013000),
+}
 UARTS = {"uart_remote": 0x10020000, "uart_local": 0x10021000}
 
-# Timer registers and bits (mmiobus.devices.models.timer).
-T_CTRL, T_STATUS, T_PERIOD, T_COUNT = 0x0, 0x4, 0x8, 0xC
-ENABLE, PERIODIC, IRQ_ENABLE = 1, 2, 4
-EXPIRED = 1
-PERIOD_US = 2000
+PERIOD_US = 2000  # of the timers
 
 # 16550 registers and bits (mmiobus.devices.models.uart16550).
 RBR, THR, IER, LSR, MCR = 0, 0, 1, 5, 4
@@ -53,17 +56,17 @@ IER_RDA, LSR_DR, LOOPBACK = 0x01, 0x01, 0x10
 
 
 @pytest.fixture(scope="module")
-def irqs(tmp_path_factory: pytest.TempPathFactory):
+def irqs(machine_rig: RigFactory, tmp_path_factory: pytest.TempPathFactory) -> Rig:
     workdir = tmp_path_factory.mktemp("irqs")
     regions, devices = [], []
     for name, addr in LINES.items():
         remote = name.endswith("_remote")
-        regions.append(mmio(name, addr, 0x100, name if remote else in_server(helper("IrqLines"))))
+        regions.append(mmio(name, addr, 0x100, name if remote else in_server(IRQ_LINES)))
         if remote:
-            devices.append((helper("IrqLines"), name, []))
+            devices.append((IRQ_LINES, name, []))
     regions.append(mmio(TMP_LINES[0], TMP_LINES[1], 0x100, TMP_LINES[0]))
-    regions.append(mmio(STORM[0], STORM[1], 0x100, in_server(helper("IrqLines"))))
-    for name, addr in TIMERS.items():
+    regions.append(mmio(STORM[0], STORM[1], 0x100, in_server(IRQ_LINES)))
+    for name, addr in [*TIMERS.items(), *WITNESSES.values()]:
         remote = name.endswith("_remote")
         device = name if remote else in_server(TIMER)
         regions.append(mmio(name, addr, 0x10, device, valid=(4, 4), impl=(4, 4)))
@@ -78,23 +81,23 @@ def irqs(tmp_path_factory: pytest.TempPathFactory):
         regions.append(mmio(name, addr, 0x100, device, valid=(1, 4), impl=(1, 1)))
         if remote:
             devices.append((UART, name, [f"--arg={k}={v}" for k, v in args.items()]))
-    with rig(workdir, regions, devices) as r:
-        r.extra.update(ports=ports, outputs=outputs)
-        yield r
+    rig = machine_rig(device_machine(regions), devices)
+    rig.extra.update(ports=ports, outputs=outputs)
+    return rig
 
 
 class Lines:
-    """An sdk_helpers.IrqLines device: its lines follow what the test writes."""
+    """A support.models.irq_lines.IrqLines device: its lines follow what the test writes."""
 
     def __init__(self, rig: Rig, name: str, base: int | None = None) -> None:
         self.rig, self.name = rig, name
         self.base = LINES[name] if base is None else base
 
     def set(self, line: str, level: bool) -> None:
-        self.rig.bus.write(self.base + 8 * h.LINES.index(line), bytes([int(level)]))
+        self.rig.bus.write(self.base + 8 * LINE_NAMES.index(line), bytes([int(level)]))
 
     def pulse(self, line: str) -> None:
-        self.rig.bus.write(self.base + h.PULSE + 8 * h.LINES.index(line), b"\1")
+        self.rig.bus.write(self.base + PULSE + 8 * LINE_NAMES.index(line), b"\1")
 
     def full(self, line: str) -> str:
         return f"{self.name}.{line}"
@@ -102,7 +105,7 @@ class Lines:
     def prime(self) -> None:
         """Reset, then make every line exist on the bus (raised once), all low."""
         self.rig.bus.reset_device(self.name)
-        for line in h.LINES:
+        for line in LINE_NAMES:
             self.set(line, True)
             self.set(line, False)
 
@@ -146,7 +149,7 @@ def test_get_irqs_without_patterns_lists_every_line_sorted(both: list[Lines]):
     """With no pattern GetIrqs lists every line, sorted by name."""
     names = list(both[0].rig.bus.irqs())
     assert names == sorted(names)
-    assert {d.full(line) for d in both for line in h.LINES} <= set(names)
+    assert {d.full(line) for d in both for line in LINE_NAMES} <= set(names)
 
 
 def test_get_irqs_counts_level_changes(lines: Lines):
@@ -169,7 +172,7 @@ def test_get_irqs_counts_level_changes(lines: Lines):
 
 def test_reset_device_lowers_its_lines(lines: Lines):
     """Resetting a device (process or in the server) lowers every line it had raised."""
-    for line in h.LINES:
+    for line in LINE_NAMES:
         lines.set(line, True)
     assert all(lines.rig.bus.irqs(f"{lines.name}.*").values())
     lines.rig.bus.reset_device(lines.name)
@@ -184,7 +187,7 @@ async def _next(agen, timeout: float = 20.0):
 
 
 async def _write(bus: AsyncBus, lines: Lines, line: str, level: bool) -> None:
-    await bus.write(lines.base + 8 * h.LINES.index(line), bytes([int(level)]))
+    await bus.write(lines.base + 8 * LINE_NAMES.index(line), bytes([int(level)]))
 
 
 async def test_watch_irqs_starts_with_a_snapshot_of_current_levels(lines: Lines):
@@ -210,7 +213,7 @@ async def test_watch_irqs_then_reports_each_change_in_order(lines: Lines):
     async with AsyncBus(lines.rig.address) as bus:
         agen = bus.watch_irqs(f"{lines.name}.*")
         try:
-            snapshot = [await _next(agen) for _ in h.LINES]
+            snapshot = [await _next(agen) for _ in LINE_NAMES]
             for line, level in changes:
                 await _write(bus, lines, line, level)
             events = [await _next(agen) for _ in changes]
@@ -230,7 +233,7 @@ async def test_watch_irqs_reports_a_pulse_as_a_raise_then_a_lower(lines: Lines):
         agen = bus.watch_irqs(lines.full("err"))
         try:
             await _next(agen)  # the snapshot
-            await bus.write(lines.base + h.PULSE + 8 * h.LINES.index("err"), b"\1")
+            await bus.write(lines.base + PULSE + 8 * LINE_NAMES.index("err"), b"\1")
             events = [await _next(agen) for _ in range(2)]
         finally:
             await agen.aclose()
@@ -262,7 +265,7 @@ async def test_watch_irqs_sequence_follows_delivery_while_lines_change(irqs: Rig
     """Even while lines change during the snapshot, events arrive numbered 1, 2, 3, ... with
     every snapshot event first."""
     async with AsyncBus(irqs.address) as bus:
-        await bus.write(STORM[1] + h.STORM, (20_000).to_bytes(4, "little"))
+        await bus.write(STORM[1] + STORM_OFFSET, (20_000).to_bytes(4, "little"))
         agen = bus.watch_irqs()
         try:
             events = [await _next(agen) for _ in range(200)]
@@ -323,7 +326,7 @@ def test_cli_irqs_watch_prints_snapshot_then_changes(lines: Lines):
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_device_lines_go_low_when_it_disconnects(irqs: Rig, how: str):
     """When a device process ends (cleanly or killed), the bus lowers all its lines."""
-    proc = irqs.start(helper("IrqLines"), TMP_LINES[0])
+    proc = irqs.start(IRQ_LINES, TMP_LINES[0])
     tmp = Lines(irqs, TMP_LINES[0], TMP_LINES[1])
     tmp.set("irq", True)
     tmp.set("err", True)
@@ -336,7 +339,7 @@ def test_device_lines_go_low_when_it_disconnects(irqs: Rig, how: str):
 
 async def test_watch_irqs_sees_the_lines_of_a_vanished_device_drop(irqs: Rig):
     """A watcher gets the lowering of a killed device's raised line as a change."""
-    proc = irqs.start(helper("IrqLines"), TMP_LINES[0])
+    proc = irqs.start(IRQ_LINES, TMP_LINES[0])
     tmp = Lines(irqs, TMP_LINES[0], TMP_LINES[1])
     async with AsyncBus(irqs.address) as bus:
         await _write(bus, tmp, "rx", True)
@@ -354,46 +357,37 @@ async def test_watch_irqs_sees_the_lines_of_a_vanished_device_drop(irqs: Rig):
 # -- the timer model ------------------------------------------------------------------------------
 
 
-class Timer:
-    def __init__(self, rig: Rig, name: str) -> None:
-        self.rig, self.name, self.base = rig, name, TIMERS[name]
-        rig.bus.reset_device(name)
-
-    def reg(self, offset: int) -> int:
-        return self.rig.bus.read_u32(self.base + offset)
-
-    def set(self, offset: int, value: int) -> None:
-        self.rig.bus.write_u32(self.base + offset, value)
-
-    def line(self) -> bool:
-        return self.rig.bus.irqs(f"{self.name}.irq").get(f"{self.name}.irq", False)
-
-
 @pytest.fixture(params=list(TIMERS))
-def timer(request: pytest.FixtureRequest, irqs: Rig) -> Timer:
+def timer(request: pytest.FixtureRequest, irqs: Rig) -> BusTimer:
     """A timer model (process or in the server), reset, with a short period."""
-    t = Timer(irqs, request.param)
-    t.set(T_PERIOD, PERIOD_US)
-    return t
+    return BusTimer(irqs, request.param, TIMERS[request.param], PERIOD_US)
 
 
-def test_timer_one_shot_raises_its_line(timer: Timer):
+@pytest.fixture
+def witness(timer: BusTimer) -> BusTimer:
+    """A second timer hosted like ``timer`` (a process, or the server), reset, stopped."""
+    name, base = WITNESSES[timer.name]
+    return BusTimer(timer.rig, name, base, PERIOD_US)
+
+
+def test_timer_one_shot_raises_its_line(timer: BusTimer):
     """A one-shot timer with IRQ_ENABLE raises NAME.irq and sets EXPIRED when it fires."""
     timer.set(T_CTRL, ENABLE | IRQ_ENABLE)
     wait_for(timer.line, message="the timer's line did not rise")
     assert timer.reg(T_STATUS) & EXPIRED
 
 
-def test_timer_one_shot_fires_once_and_disables_itself(timer: Timer):
-    """A one-shot timer counts one expiry and clears ENABLE; COUNT then stays put."""
+def test_timer_one_shot_fires_once_and_disables_itself(timer: BusTimer, witness: BusTimer):
+    """A one-shot timer counts one expiry and clears ENABLE; COUNT then stays put while a timer
+    hosted alike counts many periods."""
     timer.set(T_CTRL, ENABLE | IRQ_ENABLE)
     wait_for(lambda: timer.reg(T_COUNT), message="the timer never expired")
     assert not timer.reg(T_CTRL) & ENABLE
-    time.sleep(20 * PERIOD_US / 1e6)  # time for many more periods
+    let_periods_pass(witness, 20)  # time for many more periods
     assert timer.reg(T_COUNT) == 1
 
 
-def test_timer_periodic_count_keeps_increasing(timer: Timer):
+def test_timer_periodic_count_keeps_increasing(timer: BusTimer):
     """A periodic timer counts expiry after expiry; COUNT never goes down."""
     timer.set(T_CTRL, ENABLE | PERIODIC | IRQ_ENABLE)
     seen = [timer.reg(T_COUNT)]
@@ -402,17 +396,18 @@ def test_timer_periodic_count_keeps_increasing(timer: Timer):
     assert timer.reg(T_CTRL) & ENABLE
 
 
-def test_timer_disabling_stops_the_count(timer: Timer):
-    """Writing CTRL without ENABLE stops a periodic timer: COUNT stays where it was."""
+def test_timer_disabling_stops_the_count(timer: BusTimer, witness: BusTimer):
+    """Writing CTRL without ENABLE stops a periodic timer: COUNT stays where it was while a
+    timer hosted alike counts many periods."""
     timer.set(T_CTRL, ENABLE | PERIODIC)
     wait_for(lambda: timer.reg(T_COUNT) >= 2, message="the timer did not count")
     timer.set(T_CTRL, 0)
     count = timer.reg(T_COUNT)
-    time.sleep(20 * PERIOD_US / 1e6)
+    let_periods_pass(witness, 20)
     assert timer.reg(T_COUNT) == count
 
 
-def test_timer_writing_one_to_status_lowers_the_line(timer: Timer):
+def test_timer_writing_one_to_status_lowers_the_line(timer: BusTimer):
     """Writing 1 to STATUS clears EXPIRED and lowers NAME.irq."""
     timer.set(T_CTRL, ENABLE | IRQ_ENABLE)
     wait_for(timer.line, message="the timer's line did not rise")
@@ -421,7 +416,7 @@ def test_timer_writing_one_to_status_lowers_the_line(timer: Timer):
     assert not timer.line()
 
 
-def test_timer_periodic_raises_the_line_again_after_a_clear(timer: Timer):
+def test_timer_periodic_raises_the_line_again_after_a_clear(timer: BusTimer):
     """A periodic timer's next expiry raises the line again after software cleared it."""
     timer.set(T_CTRL, ENABLE | PERIODIC | IRQ_ENABLE)
     wait_for(timer.line, message="the timer's line did not rise")
@@ -430,7 +425,7 @@ def test_timer_periodic_raises_the_line_again_after_a_clear(timer: Timer):
     wait_for(lambda: timer.reg(T_COUNT) > count and timer.line(), message="no second expiry")
 
 
-async def test_watch_irqs_sees_a_periodic_timer_toggle(timer: Timer):
+async def test_watch_irqs_sees_a_periodic_timer_toggle(timer: BusTimer):
     """A watcher sees the timer's line rise, then fall when STATUS is cleared, then rise."""
     name = f"{timer.name}.irq"
     timer.set(T_CTRL, ENABLE | IRQ_ENABLE)  # one expiry, so that the line exists (low after)
@@ -506,10 +501,13 @@ def test_uart_reading_rbr_drains_received_bytes_and_lowers_the_line(uart: Uart):
     with uart.console() as console:
         console.sendall(data)
         got = bytearray()
-        deadline = time.monotonic() + 20
-        while len(got) < len(data) and time.monotonic() < deadline:
+
+        def received_all() -> bool:
             if uart.reg(LSR) & LSR_DR:
                 got.append(uart.reg(RBR))
+            return len(got) >= len(data)
+
+        wait_for(received_all, interval=0, message=lambda: f"received only {bytes(got)!r}")
     assert bytes(got) == data
     assert not uart.reg(LSR) & LSR_DR
     assert not uart.line()

@@ -10,72 +10,88 @@ from __future__ import annotations
 
 import itertools
 import random
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from mmiobus.client import MemTxResult
 from mmiobus.devices.models import uart16550 as U
 from support.devices import DeviceProcess, start_device
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from sdk_helpers_harness import (
-    DMA_ENGINE,
-    ENV,
-    HOLE,
-    SCRATCH,
-    TIMER,
-    UART,
-    Rig,
-    helper,
-    in_server,
-    le,
-    mmio,
-    rig,
-    u32,
-    wait_for,
+from support.dma_engine import (
+    BUSY,
+    CTRL,
+    DONE,
+    DST_HI,
+    DST_LO,
+    ERROR,
+    LEN,
+    RESULT,
+    SRC_HI,
+    SRC_LO,
+    START,
+    STATUS,
 )
+from support.machines import HOLE, RAM_SIZE, device_machine, in_server, mmio
+from support.models import DMA_ENGINE, SCRATCH, TIMER, UART, target
+from support.models.gate import Gate
+from support.rig import Rig, RigFactory
+from support.spots import Spots
+from support.timer import (
+    ENABLE,
+    EXPIRED,
+    IRQ_ENABLE,
+    PERIODIC,
+    T_COUNT,
+    T_CTRL,
+    T_PERIOD,
+    T_STATUS,
+    BusTimer,
+    let_periods_pass,
+)
+from support.wait import wait_for
+from support.words import le, u32
 
 SCRATCH_SIZE, FILL = 0x100, 0x5A
 SCRATCHES = {"scratch_remote": 0x10000000, "scratch_local": 0x10001000}
 UARTS = {"uart_remote": 0x10010000, "uart_local": 0x10011000}
 TIMERS = {"timer_remote": 0x10020000, "timer_local": 0x10021000}
+# timer -> (region, address) of a second timer hosted alike, for let_periods_pass
+WITNESSES = {
+    "timer_remote": ("witness_remote", 0x10022000),
+    "timer_local": ("witness_local", 0x10023000),
+}
 ENGINES = {"dma_remote": 0x10030000, "dma_local": 0x10031000}
 GATE = 0x10040000
 AT = 0x10100000  # where a test's device registers its own region
-SPOTS = itertools.count(0x100000, 0x10000)
+SPOTS = Spots(0x100000, 0x10000, RAM_SIZE)
 TOKENS = itertools.count(0x6000_0001)
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory):
+def models(machine_rig: RigFactory, tmp_path_factory: pytest.TempPathFactory) -> Rig:
     workdir = tmp_path_factory.mktemp("models")
     gates = workdir / "gates"
     gates.mkdir()
     regions, devices = [], []
 
-    def add(name: str, addr: int, size: int, target: str, args: dict, **kw) -> None:
+    def add(name: str, addr: int, size: int, cls: str, args: dict, **kw) -> None:
         remote = name.endswith("_remote")
-        regions.append(mmio(name, addr, size, name if remote else in_server(target, **args), **kw))
+        regions.append(mmio(name, addr, size, name if remote else in_server(cls, **args), **kw))
         if remote:
-            devices.append((target, name, [f"--arg={k}={v}" for k, v in args.items()]))
+            devices.append((cls, name, [f"--arg={k}={v}" for k, v in args.items()]))
 
     for name, addr in SCRATCHES.items():
         add(name, addr, SCRATCH_SIZE, SCRATCH, {"size": SCRATCH_SIZE, "fill": FILL})
     for name, addr in UARTS.items():
         args = {"output": f"file:{workdir / name}.out"}
         add(name, addr, 0x100, UART, args, valid=(1, 4), impl=(1, 1))
-    for name, addr in TIMERS.items():
+    for name, addr in [*TIMERS.items(), *WITNESSES.values()]:
         add(name, addr, 0x10, TIMER, {}, valid=(4, 4), impl=(4, 4))
     for name, addr in ENGINES.items():
         add(name, addr, 0x20, DMA_ENGINE, {}, valid=(4, 4), impl=(4, 4))
     regions.append(mmio("gate", GATE, 0x10, "gate", valid=(4, 4), impl=(4, 4), deadline="60s"))
-    devices.append((helper("Gate"), "gate", [f"--arg=gate_dir={gates}"]))
-    with rig(workdir, regions, devices) as r:
-        r.extra.update(gates=gates, workdir=workdir)
-        yield r
+    devices.append((target(Gate), "gate", [f"--arg=gate_dir={gates}"]))
+    rig = machine_rig(device_machine(regions), devices)
+    rig.extra.update(gates=gates, workdir=workdir)
+    return rig
 
 
 def _device(rig: Rig, name: str, table: dict[str, int]) -> int:
@@ -162,7 +178,7 @@ def test_scratch_registered_region_goes_away_with_its_device(models: Rig):
 def start_scratch_at(models: Rig, name: str) -> DeviceProcess:
     """ScratchRam registering its own 0x40-byte region at AT, as a process named ``name``."""
     args = ["--at", hex(AT), "--size", "0x40", "--arg", f"fill={FILL}", "--name", name]
-    proc = start_device(SCRATCH, models.address, *args, env=ENV)
+    proc = start_device(SCRATCH, models.address, *args)
     models.devices[name] = proc
     return proc
 
@@ -289,47 +305,35 @@ def test_uart_word_access_reads_four_byte_registers(uart: Uart):
 
 # -- timer ----------------------------------------------------------------------------------------
 
-T_CTRL, T_STATUS, T_PERIOD, T_COUNT = 0x0, 0x4, 0x8, 0xC
-ENABLE, PERIODIC, IRQ_ENABLE = 1, 2, 4
-EXPIRED = 1
 PERIOD_US = 2000
 
 
-class Timer:
-    def __init__(self, rig: Rig, name: str) -> None:
-        self.rig, self.name = rig, name
-        self.base = _device(rig, name, TIMERS)
-        self.set(T_PERIOD, PERIOD_US)
-
-    def reg(self, offset: int) -> int:
-        return self.rig.bus.read_u32(self.base + offset)
-
-    def set(self, offset: int, value: int) -> None:
-        self.rig.bus.write_u32(self.base + offset, value)
-
-    def line(self) -> bool:
-        return self.rig.bus.irqs(f"{self.name}.irq").get(f"{self.name}.irq", False)
-
-
 @pytest.fixture(params=list(TIMERS))
-def timer(request: pytest.FixtureRequest, models: Rig) -> Timer:
-    return Timer(models, request.param)
+def timer(request: pytest.FixtureRequest, models: Rig) -> BusTimer:
+    return BusTimer(models, request.param, TIMERS[request.param], PERIOD_US)
 
 
-def test_timer_period_reads_back(timer: Timer):
+@pytest.fixture
+def witness(timer: BusTimer) -> BusTimer:
+    """A second timer hosted like ``timer`` (a process, or the server), reset, stopped."""
+    name, base = WITNESSES[timer.name]
+    return BusTimer(timer.rig, name, base, PERIOD_US)
+
+
+def test_timer_period_reads_back(timer: BusTimer):
     """PERIOD holds the value written."""
     timer.set(T_PERIOD, 123456)
     assert timer.reg(T_PERIOD) == 123456
 
 
-def test_timer_count_is_read_only(timer: Timer):
+def test_timer_count_is_read_only(timer: BusTimer):
     """Writes to COUNT are ignored."""
     before = timer.reg(T_COUNT)
     timer.set(T_COUNT, before + 1000)
     assert timer.reg(T_COUNT) == before
 
 
-def test_timer_status_cannot_be_set_by_software(timer: Timer):
+def test_timer_status_cannot_be_set_by_software(timer: BusTimer):
     """Writing STATUS on an idle timer leaves it as it was, EXPIRED clear (only an expiry
     sets it)."""
     before = timer.reg(T_STATUS)
@@ -338,7 +342,7 @@ def test_timer_status_cannot_be_set_by_software(timer: Timer):
     assert not before & EXPIRED
 
 
-def test_timer_without_irq_enable_sets_expired_but_not_the_line(timer: Timer):
+def test_timer_without_irq_enable_sets_expired_but_not_the_line(timer: BusTimer):
     """An expiry without IRQ_ENABLE sets EXPIRED and COUNT but leaves the line low."""
     timer.set(T_CTRL, ENABLE)
     wait_for(lambda: timer.reg(T_STATUS) & EXPIRED, message="the timer did not expire")
@@ -346,24 +350,20 @@ def test_timer_without_irq_enable_sets_expired_but_not_the_line(timer: Timer):
     assert not timer.line()
 
 
-def test_timer_reset_stops_the_countdown_and_lowers_the_line(timer: Timer):
+def test_timer_reset_stops_the_countdown_and_lowers_the_line(timer: BusTimer, witness: BusTimer):
     """reset_device stops a running periodic timer, clears COUNT and STATUS and lowers the
-    line; nothing counts afterwards."""
+    line; nothing counts afterwards, while a timer hosted alike counts many periods."""
     fresh = (timer.reg(T_CTRL), timer.reg(T_STATUS), timer.reg(T_COUNT))
     timer.set(T_CTRL, ENABLE | PERIODIC | IRQ_ENABLE)
     wait_for(timer.line, message="the timer's line did not rise")
     timer.rig.bus.reset_device(timer.name)
     assert not timer.line()
-    time.sleep(20 * PERIOD_US / 1e6)  # time for many periods
+    let_periods_pass(witness, 20)  # time for many periods
     assert (timer.reg(T_CTRL), timer.reg(T_STATUS), timer.reg(T_COUNT)) == fresh
     assert not timer.line()
 
 
 # -- DMA engine -----------------------------------------------------------------------------------
-
-SRC_LO, SRC_HI, DST_LO, DST_HI, LEN, CTRL, STATUS, RESULT = range(0, 0x20, 4)
-START = 1
-BUSY, DONE, ERROR = 1, 2, 4
 
 
 class Engine:

@@ -1,14 +1,12 @@
 """The device protocol end to end: hello, claims, registrations, and how accesses reach devices.
 
 Real `mmiobus serve` processes; devices are real `mmiobus device run` processes (a recording
-model, ``Recorder`` in test_protocol_helpers.py) or, where a test plays a device message by
+model, ``support.models.recorder.Recorder``) or, where a test plays a device message by
 message, a raw ``Devices.Attach`` stream opened from the test.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import grpc
@@ -16,22 +14,12 @@ import pytest
 from mmiobus.memory.access import MemTxResult
 from mmiobus.v1 import bus_pb2, devices_pb2
 from support.devices import start_device
-from support.servers import start_server
+from support.models import target
+from support.models.recorder import Recorder, bytes_from_records, read_records
+from support.raw_device import BusStub, RawDevice, refusal
+from support.servers import ServerFactory, ServerProcess
 
-
-def _load_helpers():
-    name = "test_protocol_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-h = _load_helpers()
-
+RECORDER = target(Recorder)
 RAM = 0x0
 REC = 0x10000000  # rec (device rec): any size 1..8, little-endian
 REC2 = 0x10001000  # rec2 (device rec)
@@ -90,29 +78,18 @@ TOKEN = "s3cret-token"
 
 
 @pytest.fixture(scope="module")
-def machine(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("proto") / "machine.yaml"
-    path.write_text(MACHINE)
-    return path
+def proto_server(machine_server: ServerFactory) -> ServerProcess:
+    return machine_server(MACHINE)
 
 
 @pytest.fixture(scope="module")
-def proto_server(machine):
-    srv = start_server(config=machine)
-    yield srv
-    assert srv.stop() == 0, srv.log()
-
-
-@pytest.fixture(scope="module")
-def token_server(machine):
-    srv = start_server("--device-token", TOKEN, config=machine)
-    yield srv
-    assert srv.stop() == 0, srv.log()
+def token_server(machine_server: ServerFactory) -> ServerProcess:
+    return machine_server(MACHINE, "--device-token", TOKEN)
 
 
 @pytest.fixture(scope="module")
 def bus(proto_server):
-    stub = h.BusStub(proto_server.tcp)
+    stub = BusStub(proto_server.tcp)
     yield stub
     stub.close()
 
@@ -122,7 +99,7 @@ def rec(proto_server, tmp_path_factory):
     """A recording device process serving `rec` and `rec2`; yields its log path."""
     log = tmp_path_factory.mktemp("rec") / "accesses.jsonl"
     dev = start_device(
-        h.RECORDER,
+        RECORDER,
         proto_server.tcp,
         "--claim",
         "rec",
@@ -131,7 +108,6 @@ def rec(proto_server, tmp_path_factory):
         "--arg",
         f"log={log}",
         name="rec",
-        env=h.DEVICE_ENV,
     )
     yield log
     dev.stop()
@@ -142,9 +118,7 @@ def split(proto_server, tmp_path_factory):
     """A recording device process serving the regions with narrow or wide impl sizes."""
     log = tmp_path_factory.mktemp("split") / "accesses.jsonl"
     claims = [arg for region in SPLIT for arg in ("--claim", region)]
-    dev = start_device(
-        h.RECORDER, proto_server.tcp, *claims, "--arg", f"log={log}", name="split", env=h.DEVICE_ENV
-    )
+    dev = start_device(RECORDER, proto_server.tcp, *claims, "--arg", f"log={log}", name="split")
     yield log
     dev.stop()
 
@@ -157,9 +131,9 @@ def hello(name: str, **fields) -> devices_pb2.DeviceMessage:
 
 def recorded_during(log: Path, action):
     """Run ``action()``; returns its result and the accesses the recorder logged meanwhile."""
-    before = len(h.read_records(log))
+    before = len(read_records(log))
     out = action()
-    return out, h.read_records(log)[before:]
+    return out, read_records(log)[before:]
 
 
 # -- hello -------------------------------------------------------------------------------------
@@ -168,7 +142,7 @@ def recorded_during(log: Path, action):
 def test_hello_gets_a_welcome_with_a_version_both_speak(proto_server, bus):
     """A device speaking a range of versions is welcomed with one inside its range, and told
     the machine's byte order."""
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         welcome = dev.hello("greeter", min_protocol=1, max_protocol=9)
     assert 1 <= welcome.protocol_version <= 9
     assert welcome.bus_version
@@ -178,9 +152,9 @@ def test_hello_gets_a_welcome_with_a_version_both_speak(proto_server, bus):
 def test_protocol_mismatch_is_failed_precondition_naming_both_ranges(proto_server):
     """A device speaking only versions 2..3 is refused with FAILED_PRECONDITION, and the
     message says which versions each side speaks."""
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         welcome = dev.hello("probe", min_protocol=1, max_protocol=1)
-    ended = h.refusal(proto_server.tcp, hello("futuristic", min_protocol=2, max_protocol=3))
+    ended = refusal(proto_server.tcp, hello("futuristic", min_protocol=2, max_protocol=3))
     assert ended.code == grpc.StatusCode.FAILED_PRECONDITION
     assert "2..3" in ended.details
     assert "protocol" in ended.details
@@ -190,14 +164,14 @@ def test_protocol_mismatch_is_failed_precondition_naming_both_ranges(proto_serve
 @pytest.mark.parametrize("token", ["", "wrong-token"], ids=["missing", "wrong"])
 def test_token_required_when_server_has_device_token(token_server, token):
     """With --device-token, a device with a missing or wrong token is UNAUTHENTICATED."""
-    ended = h.refusal(token_server.tcp, hello("intruder", token=token))
+    ended = refusal(token_server.tcp, hello("intruder", token=token))
     assert ended.code == grpc.StatusCode.UNAUTHENTICATED
     assert "token" in ended.details
 
 
 def test_right_token_is_welcomed(token_server):
     """With --device-token, a device presenting the token is welcomed."""
-    with h.RawDevice(token_server.tcp) as dev:
+    with RawDevice(token_server.tcp) as dev:
         welcome = dev.hello("insider", token=TOKEN)
     assert welcome.protocol_version
 
@@ -206,7 +180,7 @@ def test_device_process_with_token_serves_on_a_guarded_bus(token_server, tmp_pat
     """`mmiobus device run --token` attaches to a bus that requires it and serves."""
     log = tmp_path / "accesses.jsonl"
     dev = start_device(
-        h.RECORDER,
+        RECORDER,
         token_server.tcp,
         "--claim",
         "rec",
@@ -215,14 +189,13 @@ def test_device_process_with_token_serves_on_a_guarded_bus(token_server, tmp_pat
         "--arg",
         f"log={log}",
         name="rec",
-        env=h.DEVICE_ENV,
     )
     try:
-        stub = h.BusStub(token_server.tcp)
+        stub = BusStub(token_server.tcp)
         reply = stub.read(REC, 4)
         stub.close()
         assert reply.result == MemTxResult.OK
-        assert reply.data == h.bytes_from_records(h.read_records(log, 1), 0, 4)
+        assert reply.data == bytes_from_records(read_records(log, 1), 0, 4)
     finally:
         dev.stop()
 
@@ -231,7 +204,7 @@ def test_device_process_with_wrong_token_exits_with_the_reason(token_server, tmp
     """`mmiobus device run` with a wrong token does not retry forever: it exits non-zero and
     says why."""
     dev = start_device(
-        h.RECORDER,
+        RECORDER,
         token_server.tcp,
         "--claim",
         "rec",
@@ -240,7 +213,6 @@ def test_device_process_with_wrong_token_exits_with_the_reason(token_server, tmp
         "--arg",
         f"log={tmp_path / 'accesses.jsonl'}",
         name="rec",
-        env=h.DEVICE_ENV,
         wait=False,
     )
     try:
@@ -253,9 +225,9 @@ def test_device_process_with_wrong_token_exits_with_the_reason(token_server, tmp
 
 def test_second_device_with_same_name_is_already_exists(proto_server):
     """While a device is attached, another hello with its name is ALREADY_EXISTS."""
-    with h.RawDevice(proto_server.tcp) as first:
+    with RawDevice(proto_server.tcp) as first:
         first.hello("twin")
-        ended = h.refusal(proto_server.tcp, hello("twin"))
+        ended = refusal(proto_server.tcp, hello("twin"))
     assert ended.code == grpc.StatusCode.ALREADY_EXISTS
     assert "twin" in ended.details
 
@@ -275,14 +247,14 @@ def test_second_device_with_same_name_is_already_exists(proto_server):
 )
 def test_bad_device_name_is_invalid_argument(proto_server, name):
     """A device name outside letters, digits, '_', '.', '-' is INVALID_ARGUMENT."""
-    ended = h.refusal(proto_server.tcp, hello(name))
+    ended = refusal(proto_server.tcp, hello(name))
     assert ended.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "name" in ended.details
 
 
 def test_requester_id_wider_than_16_bits_is_invalid_argument(proto_server):
     """A requester id that does not fit in 16 bits is INVALID_ARGUMENT naming it."""
-    ended = h.refusal(proto_server.tcp, hello("wide-rid", requester_id=0x10000))
+    ended = refusal(proto_server.tcp, hello("wide-rid", requester_id=0x10000))
     assert ended.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "requester_id" in ended.details
 
@@ -292,7 +264,7 @@ def test_first_message_not_hello_is_invalid_argument(proto_server):
     claim = devices_pb2.DeviceMessage(
         region=devices_pb2.RegionRequest(request_id=1, claim=devices_pb2.ClaimRegion(region="open"))
     )
-    ended = h.refusal(proto_server.tcp, claim)
+    ended = refusal(proto_server.tcp, claim)
     assert ended.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "hello" in ended.details
 
@@ -309,7 +281,7 @@ def test_claimed_region_gets_accesses_with_their_offsets_and_sizes(rec, bus):
             ("rec", "read", offset, size)
         ]
         assert reply.result == MemTxResult.OK
-        assert reply.data == h.bytes_from_records(records, offset, size)
+        assert reply.data == bytes_from_records(records, offset, size)
 
         data = bytes(range(0xA0, 0xA0 + size))
         reply, records = recorded_during(rec, lambda o=offset, d=data: bus.write(REC + o, d))
@@ -322,7 +294,7 @@ def test_claimed_region_gets_accesses_with_their_offsets_and_sizes(rec, bus):
 
 def test_claim_of_region_declared_for_another_device_is_permission_denied(proto_server):
     """Claiming a region whose description names another device is PERMISSION_DENIED."""
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("beta")
         reply = dev.claim("alpha_only")
     assert reply.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
@@ -333,7 +305,7 @@ def test_claim_of_region_declared_for_another_device_is_permission_denied(proto_
 def test_second_claim_of_served_region_is_already_exists(proto_server, bus):
     """A region already served refuses a second claim with ALREADY_EXISTS; the first device
     keeps serving it."""
-    with h.RawDevice(proto_server.tcp) as first, h.RawDevice(proto_server.tcp) as second:
+    with RawDevice(proto_server.tcp) as first, RawDevice(proto_server.tcp) as second:
         first.hello("first-owner")
         assert first.claim("open").code == 0
         second.hello("second-owner")
@@ -349,7 +321,7 @@ def test_second_claim_of_served_region_is_already_exists(proto_server, bus):
 
 def test_claim_of_unknown_region_is_not_found(proto_server):
     """Claiming a region id the machine does not have is NOT_FOUND naming it."""
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("seeker")
         reply = dev.claim("no-such-region")
     assert reply.code == grpc.StatusCode.NOT_FOUND.value[0]
@@ -358,7 +330,7 @@ def test_claim_of_unknown_region_is_not_found(proto_server):
 
 def test_claim_of_ram_region_is_failed_precondition(proto_server):
     """Only mmio and romd regions have devices: claiming RAM is FAILED_PRECONDITION."""
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("ram-grabber")
         reply = dev.claim("ram")
     assert reply.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
@@ -367,7 +339,7 @@ def test_claim_of_ram_region_is_failed_precondition(proto_server):
 
 def test_device_cannot_unmap_a_region_it_does_not_own(proto_server, bus):
     """Unmapping another device's handle is refused; the owner keeps serving."""
-    with h.RawDevice(proto_server.tcp) as owner, h.RawDevice(proto_server.tcp) as other:
+    with RawDevice(proto_server.tcp) as owner, RawDevice(proto_server.tcp) as other:
         owner.hello("owner")
         handle = owner.claim("open2").handle
         other.hello("meddler")
@@ -390,8 +362,8 @@ def test_device_serves_several_regions(rec, bus):
     for base, region in [(REC, "rec"), (REC2, "rec2")]:
         reply, records = recorded_during(rec, lambda b=base: bus.read(b + 8, 4))
         assert [(r["region"], r["offset"], r["size"]) for r in records] == [(region, 8, 4)]
-        assert reply.data == h.bytes_from_records(records, 8, 4)
-    assert h.read_records(rec)[-1]["byteorder"] != h.read_records(rec)[-2]["byteorder"]
+        assert reply.data == bytes_from_records(records, 8, 4)
+    assert read_records(rec)[-1]["byteorder"] != read_records(rec)[-2]["byteorder"]
 
 
 # -- registered regions ------------------------------------------------------------------------
@@ -431,7 +403,7 @@ def test_unmapped_registered_region_disappears(proto_server, bus):
     """A region a device registered and then unmapped leaves the topology, and its addresses
     answer like any hole."""
     hole = bus.read(HOLE, 4)
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("transient")
         reply = dev.register(id="transient.regs", size=0x100, addr=RAW_AT, deadline_ms=30000)
         assert reply.code == 0, reply.message
@@ -455,7 +427,7 @@ def test_unmapped_registered_region_disappears(proto_server, bus):
 def test_unmapped_claimed_region_falls_back_to_absent_and_can_be_claimed_again(proto_server, bus):
     """Unmapping a claimed region makes it answer as its `absent` setting says (error) while
     the device stays attached; claiming it again serves it again."""
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("toggler")
         handle = dev.claim("toggled").handle
         assert dev.unmap(handle).code == 0
@@ -476,7 +448,7 @@ def test_register_with_an_existing_region_id_is_already_exists(proto_server, bus
     """Registering a region under an id the machine already has is ALREADY_EXISTS; the
     existing region is untouched."""
     before = bus.region("ram")
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("usurper")
         reply = dev.register(id="ram", size=0x100, addr=RAW_AT + 0x1000)
     assert reply.code == grpc.StatusCode.ALREADY_EXISTS.value[0]
@@ -487,7 +459,7 @@ def test_register_with_an_existing_region_id_is_already_exists(proto_server, bus
 def test_register_in_unknown_container_is_not_found_and_leaves_nothing_behind(proto_server, bus):
     """Registering into a container that does not exist is NOT_FOUND naming it, and creates
     nothing: the same id can be registered properly afterwards on the same stream."""
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("misplaced")
         reply = dev.register(id="misplaced.regs", size=0x100, container="no-such-box", addr=0)
         assert reply.code == grpc.StatusCode.NOT_FOUND.value[0]
@@ -501,7 +473,7 @@ def test_register_in_unknown_container_is_not_found_and_leaves_nothing_behind(pr
 def test_register_with_impossible_sizes_is_invalid_argument(proto_server, bus):
     """Registering a region whose valid sizes are impossible (min above max) is
     INVALID_ARGUMENT, and the device's stream stays usable."""
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("contrary")
         reply = dev.register(
             id="contrary.regs",
@@ -518,7 +490,7 @@ def test_register_with_impossible_sizes_is_invalid_argument(proto_server, bus):
 def test_regions_registered_without_id_get_fresh_ids_after_an_unmap(proto_server, bus):
     """A device that registers regions without naming them gets a new id each time, also
     after unmapping one of them."""
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("anonymous")
         first = dev.register(size=0x100, addr=RAW_AT + 0x4000)
         second = dev.register(size=0x100, addr=RAW_AT + 0x5000)
@@ -544,7 +516,7 @@ def test_read_wider_than_impl_max_is_split_at_ascending_offsets(split, bus, regi
     assert [(r["region"], r["op"], r["offset"], r["size"]) for r in records] == [
         (region, "read", offset + i, impl) for i in range(0, 4, impl)
     ]
-    assert reply.data == h.bytes_from_records(records, offset, 4)
+    assert reply.data == bytes_from_records(records, offset, 4)
 
 
 @pytest.mark.parametrize(("region", "impl"), [("bytes_le", 1), ("bytes_be", 1), ("halves_be", 2)])
@@ -557,7 +529,7 @@ def test_write_wider_than_impl_max_is_split_at_ascending_offsets(split, bus, reg
     assert [(r["region"], r["op"], r["offset"], r["size"]) for r in records] == [
         (region, "write", offset + i, impl) for i in range(0, 4, impl)
     ]
-    assert h.bytes_from_records(records, offset, 4) == data
+    assert bytes_from_records(records, offset, 4) == data
 
 
 @pytest.mark.parametrize("region", ["words_le", "words_be"])
@@ -570,7 +542,7 @@ def test_read_narrower_than_impl_min_is_widened(split, bus, region):
     assert [(r["region"], r["op"], r["offset"], r["size"]) for r in records] == [
         (region, "read", offset, 4)
     ]
-    assert reply.data == h.bytes_from_records(records, offset, 1)
+    assert reply.data == bytes_from_records(records, offset, 1)
 
 
 # -- many outstanding accesses, order, posted writes -------------------------------------------
@@ -580,7 +552,7 @@ def test_many_outstanding_accesses_are_matched_by_id(proto_server, bus):
     """Many accesses pending on one device at once, answered in reverse order, each get the
     answer with their own id."""
     count = 32
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("many")
         assert dev.claim("many").code == 0
         pending = [bus.read_async(MANY + 8 * i, 8) for i in range(count)]
@@ -607,7 +579,7 @@ def test_accesses_reach_device_in_dispatch_order_in_few_messages(proto_server, b
         else bus_pb2.RwRequest(id=i, addr=ORDERED + 4 * i, read=4)
         for i in range(count)
     ]
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("ordered")
         assert dev.claim("ordered").code == 0
         pending = bus.batch_async(requests)
@@ -633,7 +605,7 @@ def test_posted_writes_are_answered_before_the_device_sees_them_and_keep_order(p
     """Writes to a posted_writes region complete OK although the device has not answered them;
     the device then gets them (marked posted) before a later read, in order."""
     writes = [(0x0, b"\x01"), (0x8, b"\x02\x03"), (0x10, b"\x04\x05\x06\x07")]
-    with h.RawDevice(proto_server.tcp) as dev:
+    with RawDevice(proto_server.tcp) as dev:
         dev.hello("poster")
         reply = dev.claim("posted")
         assert reply.code == 0

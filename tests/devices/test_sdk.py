@@ -2,32 +2,44 @@
 failing handlers, reset, and the same class run out of process and inside the server.
 
 One server serves every region; each rule test resets its device first, so tests do not depend
-on each other. Expected values come from the register map in ``sdk_helpers`` (reset values,
-masks) and from what the test wrote.
+on each other. Expected values come from the register map in ``support.models.registers`` (reset
+values, masks) and from what the test wrote.
 """
 
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import pytest
 from mmiobus.client import MemTxAttrs, MemTxResult, NotFound, Read, Write
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import sdk_helpers as h
-from sdk_helpers_harness import (
-    Rig,
-    helper,
-    in_server,
-    le,
-    mmio,
-    mmiobus,
-    rig,
-    u64,
+from mmiobus.devices import Register, RegisterFile
+from support.command_line import mmiobus
+from support.machines import device_machine, in_server, mmio
+from support.models import target
+from support.models.last_writer import R_REQUESTER, R_SECURE, R_VALUE, LastWriter
+from support.models.registers import (
+    BYTE,
+    CTRL,
+    FAIL,
+    FLAGS,
+    FLAGS_W1C,
+    GAP,
+    HALF,
+    ID,
+    KEY,
+    MASKED,
+    MASKED_BITS,
+    REGS_SIZE,
+    RESETS,
+    SHADOW,
+    WIDE,
+    WRITES,
+    AsyncRegs,
+    Regs,
+    register_file,
 )
+from support.rig import Rig, RigFactory
+from support.words import le, u64
 
 OK = MemTxResult.OK
 
@@ -40,7 +52,7 @@ REGIONS = {
     "regs_narrow_remote": (0x10004000, 2),
     "regs_narrow_local": (0x10005000, 2),
 }
-CLASSES = {"sync": "Regs", "async": "AsyncRegs", "narrow": "Regs"}
+CLASSES = {"sync": target(Regs), "async": target(AsyncRegs), "narrow": target(Regs)}
 REC = {"rec_remote": 0x10006000, "rec_local": 0x10007000}
 ALL_REGS = list(REGIONS)
 REMOTE = [n for n in REGIONS if n.endswith("_remote")]
@@ -51,19 +63,18 @@ def _kind(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def sdk(tmp_path_factory: pytest.TempPathFactory):
+def sdk(machine_rig: RigFactory) -> Rig:
     regions, devices = [], []
     for name, (addr, widest) in REGIONS.items():
-        cls = helper(CLASSES[_kind(name)])
+        cls = CLASSES[_kind(name)]
         device = name if name.endswith("_remote") else in_server(cls)
-        regions.append(mmio(name, addr, h.REGS_SIZE, device, impl=(1, widest)))
+        regions.append(mmio(name, addr, REGS_SIZE, device, impl=(1, widest)))
         if name.endswith("_remote"):
             devices.append((cls, name, []))
     regions.append(mmio("rec_remote", REC["rec_remote"], 0x20, "rec_remote"))
-    regions.append(mmio("rec_local", REC["rec_local"], 0x20, in_server(helper("Recorder"))))
-    devices.append((helper("Recorder"), "rec_remote", []))
-    with rig(tmp_path_factory.mktemp("sdk"), regions, devices) as r:
-        yield r
+    regions.append(mmio("rec_local", REC["rec_local"], 0x20, in_server(target(LastWriter))))
+    devices.append((target(LastWriter), "rec_remote", []))
+    return machine_rig(device_machine(regions), devices)
 
 
 class Dev:
@@ -96,8 +107,8 @@ def dev(request: pytest.FixtureRequest, sdk: Rig) -> Dev:
 
 SIZES = {"ctrl": 4, "id": 4, "key": 4, "masked": 4, "flags": 4, "byte": 1, "half": 2}
 SIZES |= {"shadow": 4, "writes": 4, "wide": 8}
-OFFSETS = {"ctrl": h.CTRL, "id": h.ID, "key": h.KEY, "masked": h.MASKED, "flags": h.FLAGS}
-OFFSETS |= {"byte": h.BYTE, "half": h.HALF, "shadow": h.SHADOW, "writes": h.WRITES, "wide": h.WIDE}
+OFFSETS = {"ctrl": CTRL, "id": ID, "key": KEY, "masked": MASKED, "flags": FLAGS}
+OFFSETS |= {"byte": BYTE, "half": HALF, "shadow": SHADOW, "writes": WRITES, "wide": WIDE}
 WRITABLE = ["ctrl", "key", "masked", "flags", "byte", "half", "wide"]
 
 
@@ -109,19 +120,19 @@ def _snapshot(d: Dev) -> dict[str, int]:
 
 
 class _Owner:
-    registers: h.RegisterFile
+    registers: RegisterFile
 
 
-def _file() -> h.RegisterFile:
+def _file() -> RegisterFile:
     owner = _Owner()
-    owner.registers = h.register_file(owner)
+    owner.registers = register_file(owner)
     return owner.registers
 
 
 def test_register_file_starts_at_reset_values():
     """A new RegisterFile holds each register's reset value."""
     regs = _file()
-    for name, value in h.RESETS.items():
+    for name, value in RESETS.items():
         assert regs[name] == value
 
 
@@ -132,26 +143,26 @@ def test_register_file_reset_restores_reset_values():
         regs.write(OFFSETS[name], SIZES[name], 0)
     regs["id"] = 0
     regs.reset()
-    for name, value in h.RESETS.items():
+    for name, value in RESETS.items():
         assert regs[name] == value
 
 
 def test_register_file_rejects_overlapping_registers():
     """Two registers sharing a byte are refused."""
     with pytest.raises(ValueError, match="overlap"):
-        h.RegisterFile(h.Register("a", 0, size=4), h.Register("b", 2, size=2))
+        RegisterFile(Register("a", 0, size=4), Register("b", 2, size=2))
 
 
 def test_register_rejects_unknown_access_kind():
     """access must be rw, ro or wo."""
     with pytest.raises(ValueError, match="access"):
-        h.Register("a", 0, access="rx")
+        Register("a", 0, access="rx")
 
 
 def test_register_rejects_odd_sizes():
     """A register is 1, 2, 4 or 8 bytes."""
     with pytest.raises(ValueError, match="size"):
-        h.Register("a", 0, size=3)
+        Register("a", 0, size=3)
 
 
 def test_register_file_direct_update_bypasses_rules_and_truncates():
@@ -166,7 +177,7 @@ def test_register_file_direct_update_bypasses_rules_and_truncates():
 def test_register_file_on_read_computes_the_value():
     """on_read supplies the value a read sees (bytes of it, for a partial read)."""
     values = iter([0x11223344, 0x55667788])
-    regs = h.RegisterFile(h.Register("live", 0, on_read=lambda: next(values)))
+    regs = RegisterFile(Register("live", 0, on_read=lambda: next(values)))
     assert regs.read(0, 4) == 0x11223344
     assert regs.read(1, 2) == 0x6677
 
@@ -174,8 +185,8 @@ def test_register_file_on_read_computes_the_value():
 def test_register_file_on_write_sees_old_and_new_after_rules():
     """on_write(old, new) gets the value before and after the rules (mask) were applied."""
     seen = []
-    regs = h.RegisterFile(
-        h.Register("r", 0, reset=0xF0, mask=0x0F, on_write=lambda o, n: seen.append((o, n)))
+    regs = RegisterFile(
+        Register("r", 0, reset=0xF0, mask=0x0F, on_write=lambda o, n: seen.append((o, n)))
     )
     regs.write(0, 4, 0xFFFF)
     assert seen == [(0xF0, 0xFF)]
@@ -184,8 +195,8 @@ def test_register_file_on_write_sees_old_and_new_after_rules():
 def test_register_file_read_only_write_runs_no_side_effect():
     """A write to a read-only register neither changes it nor calls on_write."""
     seen = []
-    regs = h.RegisterFile(
-        h.Register("r", 0, reset=7, access="ro", on_write=lambda o, n: seen.append(n))
+    regs = RegisterFile(
+        Register("r", 0, reset=7, access="ro", on_write=lambda o, n: seen.append(n))
     )
     regs.write(0, 4, 0)
     assert regs["r"] == 7 and seen == []
@@ -193,7 +204,7 @@ def test_register_file_read_only_write_runs_no_side_effect():
 
 def test_register_file_w1c_only_clears_bits_in_bytes_written():
     """A one-byte write to a w1c register clears bits only in that byte."""
-    regs = h.RegisterFile(h.Register("s", 0, reset=0xFFFF, w1c=0xFFFF))
+    regs = RegisterFile(Register("s", 0, reset=0xFFFF, w1c=0xFFFF))
     regs.write(1, 1, 0xFF)
     assert regs["s"] == 0x00FF
 
@@ -204,7 +215,7 @@ def test_register_file_w1c_only_clears_bits_in_bytes_written():
 def test_reset_values_read_back(dev: Dev):
     """After a reset every register reads its reset value (write-only ones read 0)."""
     got = _snapshot(dev)
-    assert got == {n: (0 if n == "key" else h.RESETS[n]) for n in SIZES}
+    assert got == {n: (0 if n == "key" else RESETS[n]) for n in SIZES}
 
 
 def test_rw_registers_read_back_what_was_written(dev: Dev):
@@ -218,115 +229,115 @@ def test_rw_registers_read_back_what_was_written(dev: Dev):
 
 def test_read_only_register_ignores_writes(dev: Dev):
     """A write to a read-only register succeeds and changes nothing."""
-    dev.write(h.ID, 4, ~h.RESETS["id"] & 0xFFFFFFFF)
-    assert dev.read(h.ID, 4) == h.RESETS["id"]
+    dev.write(ID, 4, ~RESETS["id"] & 0xFFFFFFFF)
+    assert dev.read(ID, 4) == RESETS["id"]
 
 
 def test_write_only_register_reads_zero(dev: Dev):
     """A write-only register reads 0, even after a write."""
-    dev.write(h.KEY, 4, 0x600DF00D)
-    assert dev.read(h.KEY, 4) == 0
+    dev.write(KEY, 4, 0x600DF00D)
+    assert dev.read(KEY, 4) == 0
 
 
 def test_on_write_side_effect_sees_the_value_written(dev: Dev):
     """on_write of the write-only KEY copies the value into SHADOW."""
-    dev.write(h.KEY, 4, 0x600DF00D)
-    assert dev.read(h.SHADOW, 4) == 0x600DF00D
+    dev.write(KEY, 4, 0x600DF00D)
+    assert dev.read(SHADOW, 4) == 0x600DF00D
 
 
 def test_on_write_runs_once_per_handler_call(dev: Dev):
     """Each write of CTRL runs its on_write once per handler call it became."""
     for value in (1, 2, 3):
-        dev.write(h.CTRL, 4, value)
-    assert dev.read(h.WRITES, 4) == 3 * dev.calls(4)
+        dev.write(CTRL, 4, value)
+    assert dev.read(WRITES, 4) == 3 * dev.calls(4)
 
 
 def test_mask_keeps_bits_outside_the_mask(dev: Dev):
     """Only the mask's bits of a register change on a write."""
     written = 0xFFFF_FFFF
-    dev.write(h.MASKED, 4, written)
-    expected = (h.RESETS["masked"] & ~h.MASKED_BITS) | (written & h.MASKED_BITS)
-    assert dev.read(h.MASKED, 4) == expected
+    dev.write(MASKED, 4, written)
+    expected = (RESETS["masked"] & ~MASKED_BITS) | (written & MASKED_BITS)
+    assert dev.read(MASKED, 4) == expected
 
 
 def test_w1c_bits_clear_on_one_and_keep_on_zero(dev: Dev):
     """Writing 1 clears a w1c bit, writing 0 keeps it; other bits take the value written."""
-    old, written = h.RESETS["flags"], 0x0000_3A3A
-    dev.write(h.FLAGS, 4, written)
-    expected = (written & ~h.FLAGS_W1C) | (old & h.FLAGS_W1C & ~written)
-    assert dev.read(h.FLAGS, 4) == expected
+    old, written = RESETS["flags"], 0x0000_3A3A
+    dev.write(FLAGS, 4, written)
+    expected = (written & ~FLAGS_W1C) | (old & FLAGS_W1C & ~written)
+    assert dev.read(FLAGS, 4) == expected
 
 
 def test_partial_write_changes_only_its_bytes(dev: Dev):
     """A 1-byte write into CTRL and a 2-byte write into WIDE replace just those bytes."""
-    dev.write(h.CTRL + 1, 1, 0x99)
-    dev.write(h.WIDE + 4, 2, 0x7E7F)
-    ctrl = bytearray(h.RESETS["ctrl"].to_bytes(4, "little"))
+    dev.write(CTRL + 1, 1, 0x99)
+    dev.write(WIDE + 4, 2, 0x7E7F)
+    ctrl = bytearray(RESETS["ctrl"].to_bytes(4, "little"))
     ctrl[1] = 0x99
-    wide = bytearray(h.RESETS["wide"].to_bytes(8, "little"))
+    wide = bytearray(RESETS["wide"].to_bytes(8, "little"))
     wide[4:6] = (0x7E7F).to_bytes(2, "little")
-    assert dev.read(h.CTRL, 4) == le(ctrl)
-    assert dev.read(h.WIDE, 8) == le(wide)
+    assert dev.read(CTRL, 4) == le(ctrl)
+    assert dev.read(WIDE, 8) == le(wide)
 
 
 def test_partial_read_returns_bytes_of_the_register(dev: Dev):
     """Narrow reads inside a register give the matching bytes of its value."""
-    wide = h.RESETS["wide"].to_bytes(8, "little")
+    wide = RESETS["wide"].to_bytes(8, "little")
     for size in (1, 2, 4):
         for offset in range(0, 8, size):
-            assert dev.read(h.WIDE + offset, size) == le(wide[offset : offset + size])
+            assert dev.read(WIDE + offset, size) == le(wide[offset : offset + size])
 
 
 def test_access_spanning_registers_reads_each_register(dev: Dev):
     """An 8-byte read covering several registers (and a hole) puts each register's bytes in
     place, with 0 where no register is."""
-    assert dev.read(h.CTRL, 8) == h.RESETS["ctrl"] | h.RESETS["id"] << 32
-    expected = h.RESETS["flags"] | h.RESETS["byte"] << 32 | h.RESETS["half"] << 48
-    assert dev.read(h.FLAGS, 8) == expected
+    assert dev.read(CTRL, 8) == RESETS["ctrl"] | RESETS["id"] << 32
+    expected = RESETS["flags"] | RESETS["byte"] << 32 | RESETS["half"] << 48
+    assert dev.read(FLAGS, 8) == expected
 
 
 def test_access_spanning_registers_writes_each_register(dev: Dev):
     """An 8-byte write covering FLAGS, BYTE, a hole and HALF updates each by its own rules."""
     value = 0x1234_0056_0000_0F0F
-    dev.write(h.FLAGS, 8, value)
+    dev.write(FLAGS, 8, value)
     flags = value & 0xFFFFFFFF
-    expected_flags = (flags & ~h.FLAGS_W1C) | (h.RESETS["flags"] & h.FLAGS_W1C & ~flags)
-    assert dev.read(h.FLAGS, 4) == expected_flags
-    assert dev.read(h.BYTE, 1) == (value >> 32) & 0xFF
-    assert dev.read(h.HALF, 2) == value >> 48
+    expected_flags = (flags & ~FLAGS_W1C) | (RESETS["flags"] & FLAGS_W1C & ~flags)
+    assert dev.read(FLAGS, 4) == expected_flags
+    assert dev.read(BYTE, 1) == (value >> 32) & 0xFF
+    assert dev.read(HALF, 2) == value >> 48
 
 
 def test_write_spanning_a_read_only_register_changes_only_the_writable_one(dev: Dev):
     """An 8-byte write over CTRL and the read-only ID changes CTRL only."""
-    dev.write(h.CTRL, 8, 0x0102030405060708)
-    assert dev.read(h.CTRL, 4) == 0x05060708
-    assert dev.read(h.ID, 4) == h.RESETS["id"]
+    dev.write(CTRL, 8, 0x0102030405060708)
+    assert dev.read(CTRL, 4) == 0x05060708
+    assert dev.read(ID, 4) == RESETS["id"]
 
 
 def test_unmapped_offsets_read_zero_and_ignore_writes(dev: Dev):
     """Offsets no register covers read 0; writes there succeed and change nothing."""
-    dev.write(h.GAP, 8, 0xFFFF_FFFF_FFFF_FFFF)
-    assert dev.read(h.GAP, 8) == 0
+    dev.write(GAP, 8, 0xFFFF_FFFF_FFFF_FFFF)
+    assert dev.read(GAP, 8) == 0
 
 
 def test_raising_read_handler_answers_memtx_error(dev: Dev):
     """A read whose handler raises completes with MEMTX_ERROR."""
-    r = dev.rig.bus.read(dev.base + h.FAIL, 4, check=False)
+    r = dev.rig.bus.read(dev.base + FAIL, 4, check=False)
     assert r.result == MemTxResult.ERROR
 
 
 def test_raising_write_handler_answers_memtx_error(dev: Dev):
     """A write whose handler raises completes with MEMTX_ERROR."""
-    assert dev.rig.bus.write(dev.base + h.FAIL, b"\1\2\3\4", check=False) == MemTxResult.ERROR
+    assert dev.rig.bus.write(dev.base + FAIL, b"\1\2\3\4", check=False) == MemTxResult.ERROR
 
 
 def test_device_keeps_serving_after_a_handler_raised(dev: Dev):
     """After handlers raised, the same device still answers, with its state intact."""
-    dev.write(h.CTRL, 4, 0x0BADCAFE)
+    dev.write(CTRL, 4, 0x0BADCAFE)
     for _ in range(3):
-        dev.rig.bus.read(dev.base + h.FAIL, 8, check=False)
-        dev.rig.bus.write(dev.base + h.FAIL, bytes(8), check=False)
-    assert dev.read(h.CTRL, 4) == 0x0BADCAFE
+        dev.rig.bus.read(dev.base + FAIL, 8, check=False)
+        dev.rig.bus.write(dev.base + FAIL, bytes(8), check=False)
+    assert dev.read(CTRL, 4) == 0x0BADCAFE
     assert dev.name in [d.name for d in dev.rig.bus.devices()]
 
 
@@ -361,10 +372,10 @@ def _sequence(base: int) -> list[Read | Write]:
     rng = random.Random(20240611)
     out: list[Read | Write] = []
     for size in (1, 2, 4, 8):
-        for offset in range(0, h.REGS_SIZE, size):
+        for offset in range(0, REGS_SIZE, size):
             out.append(Write(base + offset, rng.getrandbits(8 * size).to_bytes(size, "little")))
             out.append(Read(base + offset, size))
-            out.append(Read(base + h.WRITES, 4))
+            out.append(Read(base + WRITES, 4))
     return out
 
 
@@ -395,10 +406,10 @@ def test_handler_sees_the_initiators_attributes(sdk: Rig, name: str):
     """Inside a handler, access_attrs are the attributes the client sent."""
     base = REC[name]
     attrs = MemTxAttrs(requester_id=0x1234, secure=True)
-    sdk.bus.write(base + h.R_VALUE, u64(0x77), attrs=attrs)
-    assert le(sdk.bus.read(base + h.R_REQUESTER, 8)) == 0x1234
-    assert le(sdk.bus.read(base + h.R_SECURE, 8)) == 1
-    assert le(sdk.bus.read(base + h.R_VALUE, 8)) == 0x77
+    sdk.bus.write(base + R_VALUE, u64(0x77), attrs=attrs)
+    assert le(sdk.bus.read(base + R_REQUESTER, 8)) == 0x1234
+    assert le(sdk.bus.read(base + R_SECURE, 8)) == 1
+    assert le(sdk.bus.read(base + R_VALUE, 8)) == 0x77
 
 
 # -- devices, reset, errors -----------------------------------------------------------------------
@@ -424,8 +435,8 @@ def test_devices_counts_forwarded_accesses(sdk: Rig, name: str):
 
     before = count()
     for i in range(5):
-        sdk.bus.write(base + h.CTRL, i.to_bytes(4, "little"))
-        sdk.bus.read(base + h.CTRL, 4)
+        sdk.bus.write(base + CTRL, i.to_bytes(4, "little"))
+        sdk.bus.read(base + CTRL, 4)
     assert count() - before == 10
 
 
@@ -459,7 +470,7 @@ def test_device_run_with_an_unknown_class_fails(sdk: Rig):
     out = mmiobus(
         "device",
         "run",
-        "sdk_helpers:NoSuchClass",
+        "support.models.registers:NoSuchClass",
         "--server",
         sdk.address,
         "--claim",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import tempfile
@@ -10,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .servers import MMIOBUS
+from .servers import MMIOBUS, process_env
 
 
 @dataclass
@@ -72,14 +71,15 @@ def start_device(
     env: dict[str, str] | None = None,
 ) -> DeviceProcess:
     """Start `mmiobus device run TARGET --server SERVER ARGS...`; by default wait until it
-    serves its regions (it prints `mmiobus device NAME: serving ...`)."""
+    serves its regions (it prints `mmiobus device NAME: serving ...`). The test models are
+    importable in it (``process_env``)."""
     log_path = Path(tempfile.mkstemp(prefix="mmiobus-device-", suffix=".log")[1])
     cmd = [MMIOBUS, "device", "run", target, "--server", server, *args]
     if name is not None:
         cmd += ["--name", name]
     log = open(log_path, "w")  # noqa: SIM115 - the device keeps writing after we return
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, **(env or {})}
+        cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=process_env(env)
     )
     log.close()
     dev = DeviceProcess(proc, name or "", log_path)

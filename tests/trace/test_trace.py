@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
@@ -27,39 +25,28 @@ from mmiobus.client.tracing import trace_request
 from mmiobus.server.trace import KINDS
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
-from support.devices import start_device
-from support.servers import ServerProcess, start_server
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import trace_helpers_models as models
-from trace_helpers import (
-    CTRL,
-    DST_HI,
-    DST_LO,
-    ENV,
-    LEN,
-    SCRATCH,
-    SRC_HI,
-    SRC_LO,
-    START,
-    STATUS,
-    SYNC,
-    TAGGED_DMA,
-    TIMEOUT,
+from support.dma_engine import CTRL, DST_HI, DST_LO, LEN, SRC_HI, SRC_LO, START, STATUS, SYNC
+from support.flat_views import served_by
+from support.machines import machine_yaml, mmio
+from support.models import SCRATCH, target
+from support.models.tagged_dma import TaggedDmaEngine
+from support.rig import Rig, RigFactory
+from support.servers import ServerFactory
+from support.spots import Spots
+from support.trace_stream import (
     Subscription,
     accesses,
     at,
     joined,
     left,
     log_events,
-    machine_yaml,
-    mmio,
-    served_by,
     summary,
     trace_error,
-    wait_for,
 )
+from support.wait import TIMEOUT, wait_for
+from support.words import u32
+
+TAGGED_DMA = target(TaggedDmaEngine)
 
 RAM_SIZE = 16 << 20
 ROM, ROMD = 0x2000000, 0x2100000  # rom0 (rom) and flash0 (romd, its device in the server)
@@ -72,27 +59,18 @@ HOLE = 0x30000000  # nothing is mapped there
 IO_SPACE = "io"  # a second address space: io-ram at 0
 MAX_DATA_LIMIT = 2048  # the server's --trace-max-data
 
-SPOTS = itertools.count(0x100000, 0x1000)  # 4 KiB of RAM per test
+BIG_COPY = (0x800000, 0xC00000, 0x100000)  # src, dst, length of a long DMA copy
+SPOTS = Spots(0x100000, 0x1000, BIG_COPY[0])  # 4 KiB of RAM per test, below the long copy
 SCRATCH_SPOTS = itertools.count(SCRATCH_BASE, 0x40)
 ROM_SPOTS = itertools.count(ROM, 0x40)
 HOLE_SPOTS = itertools.count(HOLE, 0x40)
 IO_SPOTS = itertools.count(0, 0x40)
-BIG_COPY = (0x800000, 0xC00000, 0x100000)  # src, dst, length of a long DMA copy
-
-
-@dataclass
-class Rig:
-    server: ServerProcess
-    bus: Bus
-    first_space: str  # id of the machine's first address space (what "" means)
-    kinds: dict[str, str]  # region id -> trace kind (from GetTopology)
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory):
-    work = tmp_path_factory.mktemp("trace")
-    (work / "rom.bin").write_bytes(bytes(range(256)) * 16)
-    (work / "flash.bin").write_bytes(bytes(reversed(range(256))) * 16)
+def rig(machine_rig: RigFactory) -> Rig:
+    """The server, a scratch RAM and a (tagged) DMA engine as device processes; ``kinds`` in
+    ``rig.extra`` maps region ids to trace kinds (from GetTopology)."""
     subregions = [
         {"name": "ram", "kind": "ram", "addr": 0, "size": RAM_SIZE},
         {"name": "rom0", "kind": "rom", "addr": ROM, "size": 0x1000, "file": "rom.bin"},
@@ -102,41 +80,27 @@ def rig(tmp_path_factory: pytest.TempPathFactory):
             "file": "flash.bin",
         },
         mmio("scratch0", SCRATCH_BASE, 0x1000, "scratch0"),
-        mmio("dma0", DMA_BASE, 0x20, "dma0", lo=4, hi=4),
+        mmio("dma0", DMA_BASE, 0x20, "dma0", valid=(4, 4), impl=(4, 4)),
         mmio("local0", LOCAL_BASE, 0x1000, {"class": SCRATCH}),
-        mmio("dmal", LOCAL_DMA_BASE, 0x20, {"class": TAGGED_DMA}, lo=4, hi=4),
+        mmio("dmal", LOCAL_DMA_BASE, 0x20, {"class": TAGGED_DMA}, valid=(4, 4), impl=(4, 4)),
     ]
     io = [{"name": "io-ram", "kind": "ram", "addr": 0, "size": 0x1000}]
-    config = work / "machine.yaml"
-    config.write_text(machine_yaml(subregions, [(IO_SPACE, io)]))
-    server = start_server(
-        "--log-format", "json", "--trace-max-data", str(MAX_DATA_LIMIT), config=config, env=ENV
-    )
-    devices = []
-    bus = None
-    try:
-        devices.append(start_device(SCRATCH, server.tcp, "--claim", "scratch0", env=ENV))
-        devices.append(start_device(TAGGED_DMA, server.tcp, "--claim", "dma0", env=ENV))
-        bus = Bus(server.tcp)
-        topology = bus.topology(flat_views=False)
-        kinds = {}
-        for r in topology.regions:
-            kind = pb.RegionKind.Name(r.kind).lower()
-            kinds[r.id] = "rom" if kind == "ram" and r.readonly else kind
-        yield Rig(server, bus, topology.address_spaces[0].id, kinds)
-    finally:
-        if bus is not None:
-            bus.close()
-        for d in devices:
-            d.stop()
-        status = server.stop()
-    assert status == 0, server.log()
-
-
-@pytest.fixture
-def spot() -> int:
-    """4 KiB of RAM for this test alone."""
-    return next(SPOTS)
+    rig = machine_rig(
+        machine_yaml(subregions, [(IO_SPACE, io)]),
+        [(SCRATCH, "scratch0", []), (TAGGED_DMA, "dma0", [])],
+        "--log-format", "json",
+        "--trace-max-data", str(MAX_DATA_LIMIT),
+        files={
+            "rom.bin": bytes(range(256)) * 16,
+            "flash.bin": bytes(reversed(range(256))) * 16,
+        },
+    )  # fmt: skip
+    kinds = {}
+    for r in rig.bus.topology(flat_views=False).regions:
+        kind = pb.RegionKind.Name(r.kind).lower()
+        kinds[r.id] = "rom" if kind == "ram" and r.readonly else kind
+    rig.extra["kinds"] = kinds
+    return rig
 
 
 # -- accesses, as the client saw them ----------------------------------------------------------
@@ -178,11 +142,7 @@ def rd(rig: Rig, addr: int, size: int, rid: int = 0, space: str = "") -> Done:
 def where(rig: Rig, d: Done) -> tuple[str, str]:
     """(region id, kind) that GetTopology says serves ``d``'s first byte."""
     region, _ = served_by(rig.bus, d.space, d.addr)
-    return region, rig.kinds.get(region, "unassigned") if region else "unassigned"
-
-
-def u32(value: int) -> bytes:
-    return value.to_bytes(4, "little")
+    return region, rig.extra["kinds"].get(region, "unassigned") if region else "unassigned"
 
 
 def program_dma(rig: Rig, src: int, dst: int, length: int, base: int = DMA_BASE) -> list[Done]:
@@ -439,7 +399,7 @@ def test_dma_is_traced_with_the_device_as_initiator(rig: Rig, spot: int, engine:
         (dst, len(payload), True, payload, 0),
     ]
     assert {(e.initiator, e.requester_id) for e in dma} == {
-        (device_of(rig, engine), models.TaggedDmaEngine.requester_id)
+        (device_of(rig, engine), TaggedDmaEngine.requester_id)
     }
     assert {(e.address_space, e.region) for e in dma} == {
         (rig.first_space, served_by(rig.bus, rig.first_space, src)[0])
@@ -997,10 +957,10 @@ def test_event_names_the_region_that_served_the_access_even_if_remapped_later(ri
 # -- shutdown ------------------------------------------------------------------------------------
 
 
-def test_server_shutdown_ends_trace_streams_cleanly():
+def test_server_shutdown_ends_trace_streams_cleanly(machine_server: ServerFactory):
     """When the server shuts down, a subscriber's stream ends (no error, nothing hangs) and
     the server exits 0."""
-    server = start_server("--log-format", "json")
+    server = machine_server(None, "--log-format", "json")
     try:
         sub = Subscription(server, trace_request())
         with Bus(server.tcp) as bus:

@@ -11,33 +11,22 @@ after it.
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
-from mmiobus.client import Bus, NotFound
+from mmiobus.client import NotFound
 from mmiobus.client.topology import Transaction
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc
 from support.devices import start_device
-from support.servers import ServerProcess, start_server
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from trace_helpers import (
-    ENV,
-    SCRATCH,
-    TIMEOUT,
-    Watch,
-    apply_changes,
-    flat_key,
-    flat_view,
-    machine_yaml,
-    wait_for,
-)
+from support.flat_views import apply_changes, flat_key, flat_view
+from support.machines import machine_yaml
+from support.models import SCRATCH
+from support.rig import Rig, RigFactory
+from support.servers import ServerFactory
+from support.topology_watch import Watch
+from support.wait import TIMEOUT, wait_for
 
 RAM_SIZE = 16 << 20
 IO_SPACE = "io"
@@ -47,30 +36,11 @@ RAM_MIDDLES = itertools.count(0x200000, 0x100000)  # places in the middle of RAM
 NAMES = (f"w{i}" for i in itertools.count())
 
 
-@dataclass
-class Rig:
-    server: ServerProcess
-    bus: Bus
-    first_space: str
-
-
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory):
-    work = tmp_path_factory.mktemp("watch")
-    config = work / "machine.yaml"
+def rig(machine_rig: RigFactory) -> Rig:
     io = [{"name": "io-ram", "kind": "ram", "addr": 0, "size": 0x1000}]
-    config.write_text(
-        machine_yaml(
-            [{"name": "ram", "kind": "ram", "addr": 0, "size": RAM_SIZE}], [(IO_SPACE, io)]
-        )
-    )
-    server = start_server("--log-format", "json", config=config, env=ENV)
-    try:
-        with Bus(server.tcp) as bus:
-            yield Rig(server, bus, bus.topology().address_spaces[0].id)
-    finally:
-        status = server.stop()
-    assert status == 0, server.log()
+    ram = {"name": "ram", "kind": "ram", "addr": 0, "size": RAM_SIZE}
+    return machine_rig(machine_yaml([ram], [(IO_SPACE, io)]), [], "--log-format", "json")
 
 
 def apply(rig: Rig, build: Callable[[Transaction], object]) -> pb.ApplyTopologyResponse:
@@ -333,7 +303,7 @@ def test_a_device_registering_and_unmapping_a_region_shows_as_add_and_del(rig: R
     with Watch(rig.server, rig.first_space) as w:
         (snapshot,) = w.wait(1)
         original = [flat_key(c.range) for c in snapshot.changes]
-        device = start_device(SCRATCH, rig.server.tcp, "--at", hex(addr), name=name, env=ENV)
+        device = start_device(SCRATCH, rig.server.tcp, "--at", hex(addr), name=name)
         try:
             with_device = wait_for(
                 lambda: (v := flat_view(rig.bus, rig.first_space)) != original and v
@@ -465,10 +435,10 @@ def test_a_watcher_far_behind_is_resynchronised_with_a_snapshot(rig: Rig):
         drop(rig, region)
 
 
-def test_server_shutdown_ends_topology_watches_cleanly():
+def test_server_shutdown_ends_topology_watches_cleanly(machine_server: ServerFactory):
     """When the server shuts down, a watcher's stream ends (no error, nothing hangs) and the
     server exits 0."""
-    server = start_server()
+    server = machine_server()
     try:
         w = Watch(server, "")
         w.wait(1)

@@ -1,5 +1,5 @@
-"""Device models for the tracing tests (device processes import them by name: the tests put
-this folder on their PYTHONPATH)."""
+"""The example DMA engine with a requester id of its own (``TaggedDmaEngine``): the tracing tests
+check that its DMA carries that id."""
 
 from __future__ import annotations
 

@@ -1,119 +1,21 @@
-"""Helpers for the device protocol tests (no tests here).
+"""The device protocol spoken from the test itself.
 
-- ``Recorder``: a device model, run as a real ``mmiobus device run`` process, that appends every
-  access it serves (region, offset, size, direction, value) to a JSON-lines file. Its memory
-  starts as a byte pattern, and values are read and written in the region's byte order, so the
-  bytes a client sees can be checked against what the device answered.
-- ``RawDevice``: a device speaking the wire protocol directly (``Devices.Attach`` from the test),
-  for devices that misbehave, stay silent or count messages.
-- ``BusStub``: a raw ``Bus`` stub with futures, for accesses that are pending while the test
-  plays the device.
-
-The test modules load this file by path (``load_helpers``); device processes import it as
-``test_protocol_helpers`` with this folder on ``PYTHONPATH`` (``DEVICE_ENV``).
+- ``RawDevice``: one ``Devices.Attach`` stream driven message by message, for devices that
+  misbehave, stay silent or count messages.
+- ``refusal``: how the bus ends a stream that opens with given messages.
+- ``BusStub``: raw ``Bus`` RPCs with futures, for accesses that stay pending while the test plays
+  the device.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 import queue
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import grpc
-from mmiobus.devices import Device
 from mmiobus.v1 import bus_pb2, bus_pb2_grpc, devices_pb2, devices_pb2_grpc
-
-HERE = Path(__file__).resolve().parent
-RECORDER = "test_protocol_helpers:Recorder"
-DEVICE_ENV = {
-    "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
-}
-
-
-def pattern(size: int, seed: int = 0) -> bytes:
-    """The initial memory of a ``Recorder``: no two neighbouring bytes are equal."""
-    return bytes((seed + i * 37 + 11) & 0xFF for i in range(size))
-
-
-class Recorder(Device):
-    """Serves memory (a byte pattern) and records each access to ``log`` as one JSON line.
-
-    ``delay``: seconds every access takes; ``stall``: reads never answer (writes still do).
-    """
-
-    size = 0x1000
-    valid = (1, 8)
-    impl = (1, 8)
-
-    def __init__(
-        self, log: str, size: int = 0x1000, seed: int = 0, delay: float = 0.0, stall: bool = False
-    ) -> None:
-        super().__init__()
-        self.size = int(size)
-        self.log = open(log, "a", buffering=1)  # noqa: SIM115 - lives as long as the device
-        self.memory = bytearray(pattern(self.size, int(seed)))
-        self.delay = float(delay)
-        self.stall = bool(stall)
-
-    def _record(self, **entry: Any) -> None:
-        region = self.region
-        assert region is not None
-        entry.update(region=region.id, byteorder=region.byteorder)
-        self.log.write(json.dumps(entry) + "\n")
-
-    async def read(self, offset: int, size: int) -> int:
-        region = self.region
-        assert region is not None
-        value = int.from_bytes(
-            self.memory[offset : offset + size].ljust(size, b"\0"), region.byteorder
-        )
-        self._record(op="read", offset=offset, size=size, value=value)
-        if self.stall:
-            await asyncio.Event().wait()
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        return value
-
-    async def write(self, offset: int, size: int, value: int) -> None:
-        region = self.region
-        assert region is not None
-        self._record(op="write", offset=offset, size=size, value=value)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        end = min(offset + size, self.size)
-        self.memory[offset:end] = value.to_bytes(size, region.byteorder)[: end - offset]
-
-
-def read_records(path: Path, count: int = 0, timeout: float = 20.0) -> list[dict[str, Any]]:
-    """The accesses a ``Recorder`` logged; waits until there are at least ``count``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = path.read_text() if path.exists() else ""
-        records = [json.loads(line) for line in text.splitlines() if line.endswith("}")]
-        if len(records) >= count:
-            return records
-        if time.monotonic() > deadline:
-            raise AssertionError(f"expected {count} recorded accesses, got {records}")
-        time.sleep(0.02)
-
-
-def bytes_from_records(records: list[dict[str, Any]], base: int, length: int) -> bytes:
-    """The bytes a client should read, put together from the device's answers."""
-    out = bytearray(length)
-    for r in records:
-        chunk = r["value"].to_bytes(r["size"], r["byteorder"])
-        for i, b in enumerate(chunk):
-            if 0 <= r["offset"] - base + i < length:
-                out[r["offset"] - base + i] = b
-    return bytes(out)
-
-
-# -- a device on the wire -------------------------------------------------------------------------
 
 
 class StreamEnded(Exception):
@@ -298,12 +200,3 @@ class BusStub:
     def device(self, name: str) -> devices_pb2.DeviceInfo | None:
         reply = self.devices.ListDevices(devices_pb2.ListDevicesRequest(), timeout=self.timeout)
         return next((d for d in reply.devices if d.name == name), None)
-
-    def wait_until(self, predicate: Any, timeout: float = 20.0, what: str = "") -> None:
-        """Poll ``predicate()`` until it is true (the bus is eventually consistent about
-        devices that come and go)."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what or predicate}")
-            time.sleep(0.02)
