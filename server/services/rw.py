@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import grpc
 from mmiobus.memory.access import MEMTXATTRS_UNSPECIFIED, MemTxAttrs
 from mmiobus.memory.addrspace import AddressSpace, ReadResult
-from mmiobus.memory.flatview import FlatView
+from mmiobus.memory.flatview import EMPTY_VIEW, FlatView
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.wire import attrs_from_pb
 
@@ -29,29 +29,17 @@ _now = time.monotonic_ns
 # Unbound: on upb messages, looking up a bound method costs more than calling it.
 _has_field = pb.RwRequest.HasField
 _which_oneof = pb.RwRequest.WhichOneof
-_new_tuple = tuple.__new__
 
 
-class PlannedAccess(NamedTuple):
-    """One validated access: its request, address space, attributes, the data to write (b""
-    for a read) and whether it writes (a zero-length write has no data but is a write)."""
+# One validated access: (request, address space, attributes, the data to write (b"" for a
+# read), whether it writes (a zero-length write has no data but is a write)). Plain tuples: a
+# batch makes thousands of them, and a named tuple costs a call each.
+PlannedAccess = tuple[pb.RwRequest, AddressSpace, MemTxAttrs, bytes, bool]
 
-    req: pb.RwRequest
-    space: AddressSpace
-    attrs: MemTxAttrs
-    data: bytes
-    write: bool
-
-
-class Completed(NamedTuple):
-    """A client access as recorded while tracing, as cheaply as can be: it becomes an Event
-    only for a subscriber that may want it."""
-
-    access: PlannedAccess
-    view: FlatView  # the flat view it was issued against
-    out: pb.RwResponse
-    started: int  # when it started waiting for a device, or 0
-    done: int
+# A client access as recorded while tracing, as cheaply as can be: (planned access, the flat
+# view it was issued against, its result message, when it started waiting for a device or 0,
+# when it completed). It becomes an Event only for a subscriber that may want it.
+Completed = tuple[PlannedAccess, FlatView, pb.RwResponse, int, int]
 
 
 def plan(core: BusCore, accesses: Sequence[pb.RwRequest], where: str) -> list[PlannedAccess]:
@@ -73,10 +61,9 @@ def plan(core: BusCore, accesses: Sequence[pb.RwRequest], where: str) -> list[Pl
     total = 0
     unspecified = MEMTXATTRS_UNSPECIFIED
     for i, req in enumerate(accesses):
-        at = where if single else f"{where}[{i}]"
         space = spaces.get(req.address_space)
         if space is None:
-            space = core.space(req.address_space, f"{at}.address_space")
+            space = core.space(req.address_space, f"{_at(where, i, single)}.address_space")
         data = req.write
         write = True
         if data:
@@ -87,7 +74,8 @@ def plan(core: BusCore, accesses: Sequence[pb.RwRequest], where: str) -> list[Pl
                 op = _which_oneof(req, "op")
                 if op is None:
                     raise InvalidRequest(
-                        f"{at}: an access needs `read` (a length) or `write` (the data)"
+                        f"{_at(where, i, single)}: an access needs `read` (a length) or "
+                        "`write` (the data)"
                     )
                 write = op == "write"
             else:
@@ -95,18 +83,27 @@ def plan(core: BusCore, accesses: Sequence[pb.RwRequest], where: str) -> list[Pl
         if n > max_access:
             what = "writing" if write else "reading"
             raise LimitExceeded(
-                f"{at}: {what} {n} bytes exceeds the limit of {max_access} bytes "
-                "per access (--max-access-bytes)"
+                f"{_at(where, i, single)}: {what} {n} bytes exceeds the limit of {max_access} "
+                "bytes per access (--max-access-bytes)"
             )
         total += n
-        attrs = attrs_from_pb(req.attrs, at) if _has_field(req, "attrs") else unspecified
-        out.append(_new_tuple(PlannedAccess, (req, space, attrs, data, write)))
+        attrs = (
+            attrs_from_pb(req.attrs, _at(where, i, single))
+            if _has_field(req, "attrs")
+            else unspecified
+        )
+        out.append((req, space, attrs, data, write))
     if total > limits.max_batch_bytes and not single:
         raise LimitExceeded(
             f"{where}: {total} bytes in one message exceed the limit of "
             f"{limits.max_batch_bytes} (--max-batch-bytes)"
         )
     return out
+
+
+def _at(where: str, i: int, single: bool) -> str:
+    """How errors name access ``i`` of a request (only built for an error)."""
+    return where if single else f"{where}[{i}]"
 
 
 async def execute(core: BusCore, accesses: list[PlannedAccess], results: Any) -> None:
@@ -125,7 +122,7 @@ async def execute(core: BusCore, accesses: list[PlannedAccess], results: Any) ->
     traced: list[Completed] | None = None
     if core.trace.active and not core.trace.skip(len(accesses), lambda: _span(core, accesses)):
         traced = []
-    view = None
+    view: FlatView = EMPTY_VIEW  # set before each access when tracing
     for entry in accesses:
         req, space, attrs, data, write = entry
         out = add()
@@ -143,7 +140,7 @@ async def execute(core: BusCore, accesses: list[PlannedAccess], results: Any) ->
                 if w:
                     out.result = w
                 if traced is not None:
-                    traced.append(_new_tuple(Completed, (entry, view, out, 0, _now())))
+                    traced.append((entry, view, out, 0, _now()))
                 continue
             pending: Any = w
         else:
@@ -153,7 +150,7 @@ async def execute(core: BusCore, accesses: list[PlannedAccess], results: Any) ->
                 if r[1]:
                     out.result = r[1]
                 if traced is not None:
-                    traced.append(_new_tuple(Completed, (entry, view, out, 0, _now())))
+                    traced.append((entry, view, out, 0, _now()))
                 continue
             pending = r
         if not waiting:
@@ -188,7 +185,7 @@ async def _settle(waiting: list[tuple[Any, Any, Any]], traced: list[Completed] |
             entry, view, t0 = record
         else:
             entry = record
-        if entry.write:
+        if entry[4]:  # a write
             w = await pending
             if w:
                 out.result = w
@@ -198,13 +195,13 @@ async def _settle(waiting: list[tuple[Any, Any, Any]], traced: list[Completed] |
             if r[1]:
                 out.result = r[1]
         if traced is not None:
-            traced.append(_new_tuple(Completed, (entry, view, out, t0, _now())))
+            traced.append((entry, view, out, t0, _now()))
     waiting.clear()
 
 
 def _span(core: BusCore, accesses: Sequence[PlannedAccess]) -> tuple[int, int]:
     """Addresses that cover ``accesses`` (generously at the top end)."""
-    addrs = [a.req.addr for a in accesses] or [0]
+    addrs = [a[0].addr for a in accesses] or [0]
     return min(addrs), max(addrs) + core.limits.max_access_bytes
 
 
