@@ -228,5 +228,8 @@ def cmd_irqs(args: argparse.Namespace) -> int:
                 print(f"{name} {int(level)}")
             return 0
         for event in bus.watch_irqs(*args.patterns):
+            if event.lost:
+                print(f"... {event.lost} changes lost (the watch fell behind) ...", flush=True)
+                continue
             print(f"{event.line} {int(event.level)}", flush=True)
     return 0

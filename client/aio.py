@@ -402,7 +402,8 @@ class AsyncBus:
         return {line.name: line.level for line in reply.lines}
 
     async def watch_irqs(self, *patterns: str) -> AsyncGenerator[devices_pb2.IrqEvent, None]:
-        """The current levels (``snapshot`` events), then every change, as they happen."""
+        """The current levels (``snapshot`` events), then every change, as they happen; an event
+        with ``lost`` set says how many changes this watch lost because it fell behind."""
         request = devices_pb2.WatchIrqsRequest(lines=list(patterns))
         async with aclosing(self._follow(self.devices_stub.WatchIrqs(request))) as events:
             async for event in events:

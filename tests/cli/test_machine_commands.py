@@ -101,3 +101,28 @@ def test_mtree_with_both_a_file_and_a_server_is_a_usage_error(mmiobus, tmp_path)
     out = mmiobus("mtree", str(tmp_path / "m.yaml"), "--server", "127.0.0.1:7170")
     assert out.returncode == 2
     assert "not both" in out.one_error_line()
+
+
+def test_serve_refuses_a_device_class_that_cannot_load_in_one_line(mmiobus, tmp_path):
+    machine = tmp_path / "bad.yaml"
+    machine.write_text(
+        "address_spaces: [{name: memory, root: system}]\n"
+        "regions:\n"
+        "  - name: system\n    kind: container\n    size: 2**64\n    subregions:\n"
+        "      - {name: t, kind: mmio, size: 0x10, device: {class: nomodule:Timer}}\n"
+    )
+    ran = mmiobus("serve", "--config", str(machine), "--listen", "127.0.0.1:0")
+    assert ran.returncode == 1
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1, ran.stderr
+    assert "bad.yaml:7:" in lines[0] and "device.class" in lines[0] and "nomodule" in lines[0]
+    assert "Traceback" not in ran.stderr
+    assert "listening" not in ran.output  # nothing was started
+
+
+def test_serve_refuses_a_machine_file_without_an_address_space(mmiobus, tmp_path):
+    machine = tmp_path / "none.yaml"
+    machine.write_text("regions:\n  - {name: ram, kind: ram, size: 4K}\n")
+    ran = mmiobus("serve", "--config", str(machine), "--listen", "127.0.0.1:0")
+    assert ran.returncode == 1
+    assert "none.yaml:1:1:" in ran.stderr and "no address space" in ran.stderr
