@@ -8,6 +8,7 @@ COPY server server
 COPY client client
 COPY devices devices
 COPY cli cli
+COPY cpu cpu
 COPY proto proto
 COPY bench bench
 COPY deploy deploy

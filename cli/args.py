@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from mmiobus.units import MASK64, TWO64, parse_size
 
-from .errors import UsageError
+from .errors import CommandError, UsageError
 
 if TYPE_CHECKING:
     from mmiobus.client import Bus
@@ -61,6 +61,24 @@ def length(text: str) -> int:
     return value
 
 
+def transfer_length(text: str) -> int:
+    """A byte count of 1 or more: a transfer of 0 bytes would do nothing, silently."""
+    value = length(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            f"length {text} moves no bytes: give 1 or more (e.g. 4, 0x100 or 4K)"
+        )
+    return value
+
+
+def requester_id(text: str) -> int:
+    """A requester id (MemTxAttrs.requester_id): 0..65535."""
+    value = _integer(text, "a requester id")
+    if not 0 <= value <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"requester id {text} is outside 0..65535 (16 bits)")
+    return value
+
+
 def region_size(text: str) -> int:
     """A region size in 0..2**64 (``4K``, ``0x1000``, ``2**64``)."""
     value = _integer(text, "a size")
@@ -92,6 +110,17 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} seconds: give a time above 0")
+    return value
+
+
+def seconds_or_zero(text: str) -> float:
+    """A number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} seconds: give 0 or more")
     return value
 
 
@@ -171,11 +200,32 @@ def add_timeout_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_client_options(parser: argparse.ArgumentParser, spaces: bool = True) -> None:
-    """``--server``, ``--timeout`` and (with ``spaces``) ``--address-space``."""
+    """``--server``, ``--timeout`` and (with ``spaces``) the options of commands that access
+    the bus: ``--address-space`` and ``--requester-id``."""
     add_server_option(parser)
     add_timeout_option(parser)
     if spaces:
-        parser.add_argument("--address-space", "-a", metavar="ID", help="default: the first one")
+        parser.add_argument(
+            "--address-space",
+            "-a",
+            metavar="ID",
+            help="the address space to access (default: the bus's first, e.g. memory)",
+        )
+        parser.add_argument(
+            "--requester-id",
+            type=requester_id,
+            default=0,
+            metavar="N",
+            help="MemTxAttrs.requester_id of the accesses, 0..65535; traces show them as "
+            "client:N (default: 0)",
+        )
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """``--json``: print for machines instead of people."""
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON for machines instead of text for people"
+    )
 
 
 def add_log_options(parser: argparse.ArgumentParser) -> None:
@@ -197,10 +247,21 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
 
 def connect(args: argparse.Namespace) -> Bus:
     """A blocking client for the bus the command's options name."""
-    from mmiobus.client import Bus
+    from mmiobus.client import Bus, MemTxAttrs
 
-    return Bus(
+    rid = getattr(args, "requester_id", 0)
+    bus = Bus(
         resolve_server(args.server),
         address_space=getattr(args, "address_space", "") or "",
+        attrs=MemTxAttrs(requester_id=rid) if rid else None,
         timeout=args.timeout,
     )
+    space = getattr(args, "address_space", "")
+    spaces = [s.id for s in bus.info.address_spaces]
+    if space and space not in spaces:
+        bus.close()
+        raise CommandError(
+            f"--address-space {space}: the bus has no address space {space!r} "
+            f"(it has {', '.join(spaces)})"
+        )
+    return bus

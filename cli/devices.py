@@ -1,208 +1,85 @@
-"""Device commands: ``mmiobus device run`` (serve a region with a Device class), ``devices``
-(who is attached), ``reset-device`` and ``irqs`` (interrupt lines)."""
+"""Device commands about the bus: ``devices`` (who is attached), ``reset-device`` and ``irqs``
+(interrupt lines). Running a device is ``device_run``."""
 
 from __future__ import annotations
 
 import argparse
-import inspect
-import typing
+import fnmatch
+import json
+import sys
 from typing import Any
 
 from . import args as a
-from .console import run_until_interrupted
+from .console import out_json
+from .device_run import device_arguments
 from .errors import CommandError
+
+__all__ = ["device_arguments", "register"]
 
 
 def register(sub: Any) -> None:
-    """Add ``devices``, ``reset-device``, ``irqs`` and ``device run`` to the subcommands."""
-    p = sub.add_parser("devices", help="list the attached devices")
+    """Add ``devices``, ``reset-device`` and ``irqs`` to the subcommands."""
+    p = sub.add_parser(
+        "devices",
+        help="list the attached devices",
+        description="One line per attached device: its name, the regions it serves, where it "
+        "runs (the peer it connected from, or in the server) and its counters.",
+    )
+    a.add_json_option(p)
     a.add_client_options(p, spaces=False)
     p.set_defaults(func=cmd_devices)
 
     p = sub.add_parser("reset-device", help="ask a device to reset and wait until it has")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--wait", type=float, default=5.0, metavar="SECONDS")
+    p.add_argument("name", metavar="NAME", help="the device (`mmiobus devices` lists them)")
+    p.add_argument(
+        "--wait",
+        type=a.seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long the device may take to reset (default: %(default)g)",
+    )
     a.add_client_options(p, spaces=False)
     p.set_defaults(func=cmd_reset_device)
 
-    p = sub.add_parser("irqs", help="interrupt line levels (--watch to follow changes)")
+    p = sub.add_parser(
+        "irqs",
+        help="interrupt line levels (--watch to follow changes)",
+        description="The level of every interrupt line (DEVICE.LINE), or of those LINE names or "
+        "globs select. A line exists once its device first sets it.",
+    )
     p.add_argument("patterns", nargs="*", metavar="LINE", help="names or globs (uart0.*)")
     p.add_argument("--watch", "-w", action="store_true", help="print every change until ^C")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON for machines (with --watch: one JSON object per line)",
+    )
     a.add_client_options(p, spaces=False)
     p.set_defaults(func=cmd_irqs)
-
-    group = sub.add_parser("device", help="run a device model").add_subparsers(
-        dest="device_command", metavar="COMMAND", required=True
-    )
-    p = group.add_parser(
-        "run",
-        help="serve a region of the bus with a Device class, in this process",
-        description="Run MODULE:CLASS (an mmiobus.devices.Device) against a bus: claim a "
-        "region of the machine description (--claim) or register one at an address (--at). "
-        "Reconnects with back-off when the bus goes away.",
-    )
-    p.add_argument(
-        "target", metavar="MODULE:CLASS", help="e.g. mmiobus.devices.models.uart16550:Uart16550"
-    )
-    a.add_server_option(p, help="the bus (default: $MMIOBUS_SERVER or 127.0.0.1:7170)")
-    p.add_argument("--name", help="device name (default: the first claimed region, or the class)")
-    p.add_argument(
-        "--claim",
-        action="append",
-        metavar="REGION",
-        help="serve this region of the machine description (repeatable)",
-    )
-    p.add_argument("--at", type=a.address, metavar="ADDR", help="register a new region at ADDR")
-    p.add_argument(
-        "--size",
-        type=a.region_size,
-        help="size of the registered region, e.g. 0x1000 or 4K (default: the class's)",
-    )
-    p.add_argument(
-        "--address-space", "-a", metavar="ID", help="map --at in this address space's root"
-    )
-    p.add_argument("--container", metavar="REGION", help="map --at inside this container instead")
-    p.add_argument("--priority", type=int, default=0)
-    p.add_argument("--region-id", metavar="ID", help="id of the registered region (default: NAME)")
-    p.add_argument(
-        "--deadline", type=int, metavar="MS", help="answer deadline of the registered region"
-    )
-    p.add_argument(
-        "--arg",
-        action="append",
-        metavar="KEY=VALUE",
-        help="constructor argument (YAML value; repeatable)",
-    )
-    p.add_argument("--token", help="credentials, when the bus requires them")
-    p.add_argument("--no-reconnect", action="store_true", help="exit when the bus goes away")
-    a.add_log_options(p)
-    p.set_defaults(func=cmd_device_run)
-
-
-# -- device run ------------------------------------------------------------------------------
-
-
-def cmd_device_run(args: argparse.Namespace) -> int:
-    """``mmiobus device run``: serve a region with a Device class until stopped."""
-    from mmiobus.devices import DeviceRunner, Placement
-    from mmiobus.devices.loading import load_device_class
-    from mmiobus.devices.runner import Refused, RegionRefused
-    from mmiobus.server import logs
-
-    logs.configure(args.log_format, args.log_level)
-    try:
-        cls = load_device_class(args.target)
-    except ValueError as e:
-        raise CommandError(str(e)) from None
-    kwargs = device_arguments(cls, args.arg or [])
-    try:
-        device = cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise CommandError(f"{args.target}: {e}") from None
-    if not args.claim and args.at is None:
-        raise CommandError("say which region to serve: --claim REGION or --at ADDR")
-    placement = None
-    if args.at is not None:
-        if args.size is not None:
-            device.size = args.size
-        placement = Placement(
-            addr=args.at,
-            address_space=args.address_space or "",
-            container=args.container,
-            priority=args.priority,
-            region_id=args.region_id,
-            deadline_ms=args.deadline or 0,
-        )
-    name = args.name or (args.claim[0] if args.claim else cls.__name__.lower())
-
-    def ready(runner: DeviceRunner, regions: list[Any]) -> None:
-        ids = ", ".join(r.id for r in regions)
-        print(f"mmiobus device {runner.name}: serving {ids} on {runner.server}", flush=True)
-
-    runner = DeviceRunner(
-        device,
-        a.resolve_server(args.server),
-        name=name,
-        claims=args.claim,
-        placement=placement,
-        token=args.token or "",
-        reconnect=not args.no_reconnect,
-        on_ready=ready,
-    )
-    try:
-        run_until_interrupted(runner.run())
-    except (Refused, RegionRefused) as e:
-        raise CommandError(f"the bus refused device {name!r}: {e}") from None
-    return 0
-
-
-def device_arguments(cls: type, items: list[str]) -> dict[str, Any]:
-    """The constructor arguments ``--arg KEY=VALUE`` give, each VALUE read as YAML 1.2 (so
-    ``off`` stays a string), checked against the constructor: an unknown name, a missing
-    argument, or a value of the wrong kind for a parameter annotated ``int``, ``float``,
-    ``bool`` or ``str`` is one error line naming the ``--arg``."""
-    from mmiobus.machine.yamlio import load_yaml
-
-    raw: dict[str, str] = {}
-    kwargs: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CommandError(f"--arg {item!r}: use KEY=VALUE")
-        raw[key] = value
-        kwargs[key] = load_yaml(value, f"--arg {key}")[0] if value else ""
-    try:
-        params = inspect.signature(cls).parameters
-        hints = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
-    except Exception:  # a constructor we cannot inspect: let it judge its arguments
-        return kwargs
-    named = {n: p for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    for key in kwargs:
-        if key not in named and not takes_any:
-            takes = ", ".join(named) or "no arguments"
-            raise CommandError(
-                f"--arg {key}: {cls.__name__} has no argument {key!r} (it takes {takes})"
-            )
-        if key in named:
-            kwargs[key] = _of_kind(hints.get(key), kwargs[key], raw[key], f"--arg {key}")
-    missing = [n for n, p in named.items() if p.default is p.empty and n not in kwargs]
-    if missing:
-        raise CommandError(f"{cls.__name__} needs --arg {missing[0]}=VALUE")
-    return kwargs
-
-
-def _of_kind(kind: Any, value: Any, text: str, where: str) -> Any:
-    from mmiobus.units import parse_size
-
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise CommandError(f"{where}={text}: give true or false")
-    elif kind is int:
-        if isinstance(value, str):  # sizes as descriptions write them: 4K, 2**12
-            try:
-                value = parse_size(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CommandError(f"{where}={text}: give an integer (e.g. 100, 0x10, 4K)")
-    elif kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CommandError(f"{where}={text}: give a number")
-    elif kind is str and not isinstance(value, str):
-        value = text  # YAML read a number or a boolean; the parameter wants the text
-    return value
-
-
-# -- devices, reset-device, irqs ---------------------------------------------------------------
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
     """``mmiobus devices``: one line per attached device, with its counters."""
     with a.connect(args) as bus:
         devices = bus.devices()
+    if args.json:
+        out_json(
+            [
+                {
+                    "name": d.name,
+                    "regions": list(d.regions),
+                    "peer": d.peer,
+                    "in_server": d.in_process,
+                    "accesses": d.accesses,
+                    "timeouts": d.timeouts,
+                    "dma": d.dma,
+                }
+                for d in devices
+            ]
+        )
+        return 0
     if not devices:
-        print("no device is attached")
+        print("no device is attached (start one with `mmiobus device run`)")
     for d in devices:
         where = "in the server" if d.in_process else d.peer
         print(
@@ -220,16 +97,55 @@ def cmd_reset_device(args: argparse.Namespace) -> int:
     return 0
 
 
+def _selected(name: str, patterns: list[str]) -> bool:
+    return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _unmatched(patterns: list[str], names: list[str]) -> list[str]:
+    return [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+
+
+def _lines_hint(names: list[str]) -> str:
+    known = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"the bus has {known}" if names else "the bus has no interrupt line yet"
+
+
 def cmd_irqs(args: argparse.Namespace) -> int:
     """``mmiobus irqs``: interrupt line levels, or (``--watch``) their changes."""
     with a.connect(args) as bus:
+        levels = bus.irqs()
+        missing = _unmatched(args.patterns, list(levels))
+        if missing and not args.watch:
+            raise CommandError(
+                f"no interrupt line matches {missing[0]!r} ({_lines_hint(list(levels))}; a "
+                "line exists once its device first sets it)"
+            )
         if not args.watch:
-            for name, level in bus.irqs(*args.patterns).items():
-                print(f"{name} {int(level)}")
+            chosen = {n: v for n, v in levels.items() if _selected(n, args.patterns)}
+            if args.json:
+                out_json([{"name": n, "level": int(v)} for n, v in chosen.items()])
+            elif not chosen:
+                print("no interrupt line yet (a line exists once its device first sets it)")
+            else:
+                print("".join(f"{name} {int(level)}\n" for name, level in chosen.items()), end="")
             return 0
+        for pattern in missing:
+            print(
+                f"mmiobus irqs: warning: no interrupt line matches {pattern!r} yet; watching "
+                "for it",
+                file=sys.stderr,
+                flush=True,
+            )
         for event in bus.watch_irqs(*args.patterns):
-            if event.lost:
+            if args.json:
+                record: dict[str, Any] = (
+                    {"lost": event.lost}
+                    if event.lost
+                    else {"line": event.line, "level": int(event.level)}
+                )
+                print(json.dumps(record), flush=True)
+            elif event.lost:
                 print(f"... {event.lost} changes lost (the watch fell behind) ...", flush=True)
-                continue
-            print(f"{event.line} {int(event.level)}", flush=True)
+            else:
+                print(f"{event.line} {int(event.level)}", flush=True)
     return 0

@@ -12,12 +12,26 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 
 class CommandError(Exception):
-    """A failure to report as one line (no traceback), with exit status 1."""
+    """A failure to report as one line (no traceback), with exit status 1. ``label`` starts
+    the line: ``mmiobus CMD: error: ...``."""
 
     exit_status = EXIT_ERROR
+    label = "error"
 
 
 class UsageError(CommandError):
     """A command line that cannot be carried out as written (exit status 2)."""
 
     exit_status = EXIT_USAGE
+
+
+class Fault(CommandError):
+    """The bus answered an access with a fault: ``mmiobus CMD: bus fault: ...``, exit status 3.
+    ``result`` names the MemTxResult (``DECODE_ERROR``)."""
+
+    exit_status = EXIT_FAULT
+    label = "bus fault"
+
+    def __init__(self, message: str, result: str = "") -> None:
+        super().__init__(message)
+        self.result = result

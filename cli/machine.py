@@ -4,6 +4,7 @@ printed as QEMU prints them, described by their schema, and imported from QEMU."
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,31 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "mtree",
         help="print a machine's memory tree as QEMU's `info mtree` does",
-        description="Print a machine description (or the built-in default machine) in the "
-        "formats of QEMU 7.2's `info mtree [-f] [-D]`.",
+        description="Print a machine's memory tree in the formats of QEMU 7.2's `info mtree "
+        "[-f] [-D]`: the description FILE's; else the running bus's at --server, or at "
+        "$MMIOBUS_SERVER when that is set (as for every command that talks to a bus); else the "
+        "built-in default machine's. (`MMIOBUS_SERVER= mmiobus mtree` shows the built-in one "
+        "while the variable is set.)",
     )
-    p.add_argument("file", nargs="?", help="machine description (YAML); default: built-in")
+    p.add_argument(
+        "file",
+        nargs="?",
+        help="machine description (YAML) (default: the bus at --server or $MMIOBUS_SERVER if "
+        "either is given, else the built-in default machine)",
+    )
     p.add_argument("-f", action="store_true", help="print the flat views")
     p.add_argument("-D", action="store_true", help="include disabled regions")
-    a.add_server_option(p, help="print a running bus's tree instead")
+    p.add_argument(
+        "--machine",
+        "-m",
+        metavar="NAME",
+        help="a built-in machine instead of FILE (`mmiobus machines` lists them)",
+    )
+    a.add_server_option(
+        p,
+        help="print this running bus's tree (default: $MMIOBUS_SERVER if set, else no bus: "
+        "the built-in machine)",
+    )
     a.add_timeout_option(p)
     p.set_defaults(func=cmd_mtree)
 
@@ -32,26 +51,49 @@ def register(sub: Any) -> None:
         "import-qemu",
         help="turn QEMU `info mtree -D` + `info mtree -f` output into a machine description",
     )
-    p.add_argument("dump", help="text pasted from a QEMU monitor session ('-' for stdin)")
-    p.add_argument("-o", "--output", help="write the YAML here instead of standard output")
+    p.add_argument(
+        "dump", metavar="DUMP", help="text pasted from a QEMU monitor session ('-' for stdin)"
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write the YAML here instead of standard output"
+    )
     p.set_defaults(func=cmd_import_qemu)
 
     p = sub.add_parser("schema", help="print the JSON Schema of machine descriptions")
     p.set_defaults(func=cmd_schema)
 
+    p = sub.add_parser(
+        "machines",
+        help="list the built-in machines (`serve --machine NAME`, `mtree --machine NAME`)",
+    )
+    p.set_defaults(func=cmd_machines)
+
+
+def cmd_machines(args: argparse.Namespace) -> int:
+    """``mmiobus machines``: the built-in machines, one per line with what they are."""
+    from mmiobus.machine.builtin import builtin_machines
+
+    machines = builtin_machines()
+    width = max(map(len, machines))
+    out("".join(f"{name:<{width}}  {summary}\n" for name, summary in machines.items()))
+    return 0
+
 
 def cmd_mtree(args: argparse.Namespace) -> int:
     """``mmiobus mtree``: a description's (or a running bus's) tree as QEMU prints it."""
-    if args.server:
-        if args.file:
-            raise UsageError("give either a FILE or --server, not both")
+    if sum(map(bool, (args.server, args.file, args.machine))) > 1:
+        raise UsageError("give one of FILE, --machine NAME or --server ADDR")
+    if args.server or (not args.file and not args.machine and os.environ.get("MMIOBUS_SERVER")):
         with a.connect(args) as bus:
             out(bus.mtree(flat=args.f, disabled=args.D))
         return 0
     from mmiobus.machine import Machine
     from mmiobus.memory import mtree
 
-    machine = Machine.from_file(args.file) if args.file else Machine.default()
+    if args.file:
+        machine = Machine.from_file(args.file)
+    else:
+        machine = Machine.builtin(args.machine or "default")
     out(mtree(machine.system, flat=args.f, show_disabled=args.D))
     return 0
 

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from . import args as a
-from .console import read_text, run_until_interrupted
+from .console import OutputFile, read_text, run_until_interrupted
 from .errors import EXIT_DIFFERENT, CommandError
 
 # trace_request's parameter names, as the options that set them.
@@ -40,7 +40,12 @@ def register(sub: Any) -> None:
     way = p.add_mutually_exclusive_group()
     way.add_argument("--read", action="store_true", help="reads only")
     way.add_argument("--write", action="store_true", help="writes only")
-    p.add_argument("--kind", action="append", choices=["ram", "rom", "romd", "mmio", "unassigned"])
+    p.add_argument(
+        "--kind",
+        action="append",
+        choices=["ram", "rom", "romd", "mmio", "unassigned"],
+        help="kind of region that served the access; repeatable (default: every kind)",
+    )
     p.add_argument(
         "--initiator",
         action="append",
@@ -55,33 +60,50 @@ def register(sub: Any) -> None:
         type=float,
         default=1.0,
         metavar="RATE",
-        help="keep this fraction of the matching accesses",
+        help="keep this fraction of the matching accesses, in (0, 1] (default: %(default)g)",
     )
     p.add_argument(
         "--max-data",
         type=int,
         default=0,
         metavar="N",
-        help="bytes of data kept per access (server default 64)",
+        help="bytes of data kept per access (default: 0, the server's default of 64)",
     )
     p.add_argument(
         "--queue",
         type=int,
         default=0,
         metavar="N",
-        help="events the server queues for this subscriber before it loses them "
-        "(server default: serve --trace-queue)",
+        help="events the server queues for this subscriber before it loses them (default: "
+        "0, the server's serve --trace-queue)",
     )
     p.add_argument(
         "--format",
         choices=["text", "jsonl", "chrome"],
         default="text",
-        help="text for people, jsonl for machines (and replay), chrome for Perfetto",
+        help="text for people, jsonl for machines (and replay), chrome for Perfetto "
+        "(default: %(default)s)",
     )
-    p.add_argument("--out", "-o", metavar="FILE", help="write here instead of standard output")
-    p.add_argument("--count", type=int, default=0, metavar="N", help="stop after N accesses")
     p.add_argument(
-        "--duration", type=float, default=0, metavar="SECONDS", help="stop after this long"
+        "--out",
+        "-o",
+        metavar="FILE",
+        help="write here instead of standard output; FILE is replaced once the bus sends the "
+        "first event (an earlier recording survives a trace that cannot start)",
+    )
+    p.add_argument(
+        "--count",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop after N accesses (default: 0, until stopped)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="stop after this long (default: 0, until stopped)",
     )
     a.add_client_options(p, spaces=False)
     p.set_defaults(func=cmd_trace)
@@ -93,7 +115,7 @@ def register(sub: Any) -> None:
         "`mmiobus trace --format jsonl` (or chrome) and report every access whose data or "
         "result differs. Exit status 4 when something differs.",
     )
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="a recording (JSON Lines or Chrome format)")
     a.add_client_options(p, spaces=False)
     p.set_defaults(func=cmd_replay)
 
@@ -136,16 +158,22 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     filters = _filters(args)
     server = a.resolve_server(args.server)
-    out = open(args.out, "w") if args.out else sys.stdout  # noqa: SIM115
-    color = out is sys.stdout and sys.stdout.isatty()
+    # --out FILE: written beside FILE, which it replaces once the bus has sent an event (the
+    # subscription works) or the trace ended without an error: a recording already at FILE
+    # survives a bus that cannot be reached or refuses the filters.
+    target = OutputFile(args.out) if args.out else None
+    out = target.file if target is not None else sys.stdout
+    color = target is None and sys.stdout.isatty()
     chrome = ChromeTrace(out) if args.format == "chrome" else None
-    flush = args.format != "chrome" or not args.out
+    flush = args.format != "chrome" or target is None
 
     async def record() -> None:
         count = 0
         async with AsyncBus(server, timeout=args.timeout) as bus:
             async with asyncio.timeout(args.duration or None):
                 async for event in bus.trace(**filters):
+                    if target is not None:
+                        target.keep()
                     if chrome is not None:
                         chrome.write(event)
                     elif args.format == "jsonl":
@@ -159,15 +187,17 @@ def cmd_trace(args: argparse.Namespace) -> int:
                         if count == args.count:
                             return
 
+    ended = False
     try:
         run_until_interrupted(record())  # Ctrl-C or SIGTERM ends the recording cleanly
+        ended = True
     except TimeoutError:  # --duration elapsed
-        pass
+        ended = True
     finally:
         if chrome is not None:
             chrome.close()
-        if out is not sys.stdout:
-            out.close()
+        if target is not None:
+            target.close(keep=ended)
     return 0
 
 
@@ -193,6 +223,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         reason = ""
     if reason:
         raise CommandError(f"{args.file} is not a recording of `mmiobus trace`: {reason}")
+    if not events:
+        raise CommandError(
+            f"{args.file} holds no client access to replay: record some with `mmiobus trace "
+            "--format jsonl --out FILE` while a client accesses the bus"
+        )
     for ev in events:
         if ev["dir"] == "write" and ev["data_truncated"]:
             raise CommandError(

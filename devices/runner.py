@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextvars
 import itertools
+import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +103,9 @@ class RemoteHost:
         self.running: set[asyncio.Task[Any]] = set()  # handlers that suspended
         self.ready: list[pb.AccessReply] = []  # answers not yet sent
         self._flush_scheduled = False
+        self.dma_callbacks: dict[int, Callable[[pb.DmaReply], None]] = {}
+        self._dma_batch: list[pb.DmaRequest] = []
+        self.on_irq_levels: Callable[[list[pb.IrqLine]], None] | None = None
 
     # -- Host interface -----------------------------------------------------------------------
 
@@ -142,6 +146,45 @@ class RemoteHost:
         if not task.cancelled() and task.exception() is not None:
             log.error("device task failed", device=self.name, error=repr(task.exception()))
 
+    # -- for front-ends (CPUs): DMA without a task per access, shared RAM, interrupt inputs ---
+
+    def send_dma(self, req: pb.DmaRequest, on_reply: Callable[[pb.DmaReply], None]) -> None:
+        """Send a prepared DMA request (its id is set here unless the caller set one);
+        ``on_reply`` gets the answer, on this loop (a posted write is answered only if it
+        fails). The bus carries out a session's DMA in order and answers in order. Requests
+        sent in one turn of the loop travel in one message."""
+        if not req.id:
+            req.id = next(self.ids)
+        self.dma_callbacks[req.id] = on_reply
+        if not self._dma_batch:
+            asyncio.get_running_loop().call_soon(self._send_dma_batch)
+        self._dma_batch.append(req)
+
+    def _send_dma_batch(self) -> None:
+        batch, self._dma_batch = self._dma_batch, []
+        self.outbox.put_nowait(pb.DeviceMessage(dmas=pb.DmaRequests(requests=batch)))
+
+    async def share_memory(self, region: str) -> pb.SharedMemory:
+        """Where the bus's host maps RAM region ``region`` (``RegionRefused`` if it cannot)."""
+        rid = next(self.ids)
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[("shared", rid)] = fut
+        self.outbox.put_nowait(
+            pb.DeviceMessage(share=pb.ShareMemory(request_id=rid, region=region))
+        )
+        reply: pb.SharedMemory = await fut
+        if reply.code:
+            raise RegionRefused(status_code(reply.code), reply.message)
+        return reply
+
+    def follow_irqs(
+        self, patterns: list[str], on_levels: Callable[[list[pb.IrqLine]], None]
+    ) -> None:
+        """Have the bus send the levels of the lines matching ``patterns`` (now, then every
+        change) to ``on_levels``, on this loop."""
+        self.on_irq_levels = on_levels
+        self.outbox.put_nowait(pb.DeviceMessage(follow_irqs=pb.FollowIrqs(lines=patterns)))
+
     # -- the stream ---------------------------------------------------------------------------
 
     async def request_region(self, req: pb.RegionRequest) -> pb.RegionReply:
@@ -172,9 +215,25 @@ class RemoteHost:
                     async with self.write_lock:
                         await self.call.write(answers)
             elif kind == "dma":
+                callback = self.dma_callbacks.pop(message.dma.id, None)
+                if callback is not None:
+                    callback(message.dma)
+                    continue
                 fut = self.waiting.pop(("dma", message.dma.id), None)
                 if fut is not None and not fut.done():
                     fut.set_result(message.dma)
+            elif kind == "dmas":
+                for reply in message.dmas.replies:
+                    callback = self.dma_callbacks.pop(reply.id, None)
+                    if callback is not None:
+                        callback(reply)
+            elif kind == "irqs":
+                if self.on_irq_levels is not None:
+                    self.on_irq_levels(list(message.irqs.lines))
+            elif kind == "shared":
+                fut = self.waiting.pop(("shared", message.shared.request_id), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(message.shared)
             elif kind == "region":
                 fut = self.waiting.pop(("region", message.region.request_id), None)
                 if fut is not None and not fut.done():
@@ -301,6 +360,16 @@ def _answer(access: pb.Access, out: Any) -> pb.AccessReply | None:
     return _reply(access, out, 0)
 
 
+# How long a device name another session holds is retried before the runner gives up.
+NAME_GRACE = 5.0
+_jitter = random.Random()
+
+
+def jittered(delay: float) -> float:
+    """A wait of between half ``delay`` and ``delay``, at random."""
+    return delay * _jitter.uniform(0.5, 1.0)
+
+
 class DeviceRunner:
     """Serves ``device`` on the bus at ``server`` until cancelled; see the module docstring."""
 
@@ -315,6 +384,7 @@ class DeviceRunner:
         token: str = "",
         reconnect: bool = True,
         on_ready: Callable[[DeviceRunner, list[RegionInfo]], None] | None = None,
+        name_grace: float = NAME_GRACE,
     ) -> None:
         if not claims and placement is None:
             raise ValueError("a device needs a region: claim one, or place one with --at")
@@ -326,11 +396,22 @@ class DeviceRunner:
         self.token = token
         self.reconnect = reconnect
         self.on_ready = on_ready
+        self.name_grace = name_grace
         self.sessions = 0
 
     async def run(self) -> None:
-        """Attach, serve, and after losing the bus attach again (0.1 s, doubling to 5 s)."""
+        """Attach, serve, and after losing the bus attach again (after 0.1 s, doubling to 5 s,
+        each wait jittered so that devices restarted together do not call back together).
+
+        A refusal that trying again cannot mend ends it: bad credentials or a bad request
+        (``Refused``, at once), a region refused (``RegionRefused``), and a name another device
+        holds for longer than ``name_grace`` seconds (``Refused``; until then it is retried,
+        with or without ``reconnect``: a device that restarts quickly may find its previous
+        session not yet gone). Without ``reconnect``, a bus that cannot be reached raises its
+        ``grpc.RpcError`` and a bus that goes away ends the run."""
         delay = 0.1
+        loop = asyncio.get_running_loop()
+        taken_since: float | None = None
         while True:
             attached = False
             try:
@@ -341,18 +422,30 @@ class DeviceRunner:
             except (Refused, RegionRefused):
                 raise
             except grpc.RpcError as e:
-                if not self.reconnect:
-                    raise
-                log.warning(
-                    "cannot reach the bus; retrying",
-                    device=self.name,
-                    server=self.server,
-                    status=e.code().name if e.code() else "?",
-                    retry_in=round(delay, 2),
-                )
+                if e.code() == grpc.StatusCode.ALREADY_EXISTS:
+                    taken_since = loop.time() if taken_since is None else taken_since
+                    if loop.time() - taken_since >= self.name_grace:
+                        raise Refused(e.code(), e.details() or "the name is taken") from None
+                    log.info(
+                        "device name taken; retrying while a previous session ends",
+                        device=self.name,
+                        server=self.server,
+                        retry_in=round(delay, 2),
+                    )
+                else:
+                    if not self.reconnect:
+                        raise
+                    log.warning(
+                        "cannot reach the bus; retrying",
+                        device=self.name,
+                        server=self.server,
+                        status=e.code().name if e.code() else "?",
+                        retry_in=round(delay, 2),
+                    )
             if attached:
                 delay = 0.1
-            await asyncio.sleep(delay)
+                taken_since = None
+            await asyncio.sleep(jittered(delay))
             delay = min(delay * 2, 5.0)
 
     async def _session(self) -> bool:

@@ -20,6 +20,8 @@ from mmiobus.memory.system import MemorySystem
 
 from .builtin import builtin_text
 from .contents import ContentsError
+from .cpu_checks import check_cpus
+from .cpus import CpuSpec
 from .description import parse_text
 from .description import require_address_space as _require_address_space
 from .device_class import DeviceSpecError, resolve_device_class
@@ -70,7 +72,9 @@ class Machine:
         self.region_ids: dict[MemoryRegion, str] = {}
         self.spaces: dict[str, AddressSpace] = {}
         self.declared: dict[str, Declared] = {}
+        self.cpus: dict[str, CpuSpec] = {}
         self.source = ""
+        self.base_dir = Path(".")
 
     # -- construction -------------------------------------------------------------------------
 
@@ -127,6 +131,7 @@ class Machine:
         """Build a checked spec; problems (ids, targets, files, devices, overlaps) raise one
         ``DescriptionError`` listing them all, placed with ``locate`` when given."""
         machine = cls(Endianness(spec.endianness))
+        machine.base_dir = base_dir
         problems: Problems = []
         machine._build(spec, base_dir, problems)
         if problems:
@@ -145,6 +150,8 @@ class Machine:
             self._map(entries, problems)
         if not problems:
             self._create_spaces(spec, problems)
+        if not problems:
+            self.cpus = check_cpus(self, spec.cpus, problems)
 
     def _declare(self, entries: list[_Entry], problems: Problems) -> list[_Entry]:
         """Record each region's id; returns the entries whose id is not a duplicate."""

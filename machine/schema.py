@@ -20,74 +20,17 @@ name the bad field, is ``mmiobus.machine.description``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from mmiobus.units import (
-    POW_RE,
-    SIZE_RE,
-    parse_duration_ms,
-    parse_region_size,
-    parse_u64,
-)
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import Field, model_validator
 
-# The longest number text a size or address may be: 2**64-1 in binary with a separator every
-# four digits is 82 characters. Checked before the text is evaluated, so that no string asks
-# for unbounded work.
-MAX_NUMBER_TEXT = 100
-
-
-def _bounded(parse: Callable[[Any], int]) -> Callable[[Any], int]:
-    def check_length(value: Any) -> int:
-        if isinstance(value, str) and len(value) > MAX_NUMBER_TEXT:
-            raise ValueError(
-                f"{value[:20]!r}... is {len(value)} characters long; a size or address has at "
-                f"most {MAX_NUMBER_TEXT}"
-            )
-        return parse(value)
-
-    return check_length
-
-
-# -- scalar types ----------------------------------------------------------------------------
-
-_SIZE_SCHEMA = {
-    "anyOf": [
-        {"type": "integer", "minimum": 0},
-        {"type": "string", "pattern": SIZE_RE.pattern + "|" + POW_RE.pattern},
-    ]
-}
-
-Size = Annotated[
-    int,
-    BeforeValidator(_bounded(parse_region_size)),
-    WithJsonSchema({**_SIZE_SCHEMA, "description": 'bytes, 0..2**64; e.g. 4096, "4K", "512 MiB"'}),
-]
-U64 = Annotated[
-    int,
-    BeforeValidator(_bounded(parse_u64)),
-    WithJsonSchema({**_SIZE_SCHEMA, "description": "0..2**64-1, integer or string"}),
-]
-Priority = Annotated[int, Field(ge=-(1 << 31), le=(1 << 31) - 1)]
-AccessSize = Literal[0, 1, 2, 4, 8]
-
+from .cpus import CpuSpec
+from .fields import U64, AccessSize, DurationMs, Priority, Size, Strict
 
 # -- models ----------------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class AccessSpec(_Strict):
+class AccessSpec(Strict):
     """Access sizes in bytes; 0 means unset (QEMU: valid.max 0 accepts any size; impl 1..4)."""
 
     min: AccessSize = 0
@@ -101,7 +44,7 @@ class AccessSpec(_Strict):
         return self
 
 
-class _RegionBase(_Strict):
+class _RegionBase(Strict):
     """What every region kind has: names, place, flags and subregions."""
 
     name: str = Field(description="printed name; need not be unique")
@@ -147,19 +90,7 @@ class RomSpec(_BackedSpec):
     kind: Literal["rom"]
 
 
-DurationMs = Annotated[
-    float,
-    BeforeValidator(parse_duration_ms),
-    WithJsonSchema(
-        {
-            "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}],
-            "description": 'milliseconds, or a string with a unit: "250ms", "2s", "500us"',
-        }
-    ),
-]
-
-
-class InProcessDevice(_Strict):
+class InProcessDevice(Strict):
     """A device model the server runs itself (the same class `mmiobus device run` runs)."""
 
     class_: str = Field(alias="class", description="MODULE:CLASS of an mmiobus.devices.Device")
@@ -174,7 +105,7 @@ class InProcessDevice(_Strict):
         return self
 
 
-class _OpsSpec(_Strict):
+class _OpsSpec(Strict):
     """What regions served by a device have: access sizes, byte order and the device."""
 
     valid: AccessSpec = Field(default_factory=AccessSpec, description="sizes the device accepts")
@@ -241,7 +172,7 @@ for _cls in (ContainerSpec, RamSpec, RomSpec, RomdSpec, MmioSpec, AliasSpec):
     _cls.model_rebuild()
 
 
-class AddressSpaceSpec(_Strict):
+class AddressSpaceSpec(Strict):
     """An address space: a name and the id of its root region."""
 
     name: str = Field(description="printed name")
@@ -254,14 +185,17 @@ class AddressSpaceSpec(_Strict):
         return self.id if self.id is not None else self.name
 
 
-class MachineSpec(_Strict):
-    """A whole machine: its address spaces and region trees."""
+class MachineSpec(Strict):
+    """A whole machine: its address spaces, region trees and CPUs."""
 
     endianness: Literal["little", "big"] = "little"
     address_spaces: list[AddressSpaceSpec] = Field(default_factory=list)
     regions: list[Region] = Field(
         default_factory=list,
         description="top-level regions: address-space roots and regions mapped nowhere",
+    )
+    cpus: list[CpuSpec] = Field(
+        default_factory=list, description="CPUs whose front-ends run firmware on this machine"
     )
 
 

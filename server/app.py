@@ -12,14 +12,15 @@ from collections.abc import Callable
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from mmiobus import __version__
 from mmiobus.endpoints import parse_address
 from mmiobus.machine import Machine
 from mmiobus.v1 import bus_pb2, devices_pb2
 
+from . import reflection
 from .config import ServerConfig
 from .core import BusCore
+from .cpus import CpuRun, InServerCpu
 from .services.devices import DeviceService
 from .services.irqs import IrqService
 from .services.registration import register
@@ -41,9 +42,24 @@ class ListenError(Exception):
 class BusServer:
     """A running server: the core, the gRPC server with its services, and where it listens."""
 
-    def __init__(self, machine: Machine, config: ServerConfig | None = None) -> None:
+    def __init__(
+        self,
+        machine: Machine,
+        config: ServerConfig | None = None,
+        cpus: dict[str, CpuRun] | None = None,
+    ) -> None:
         self.config = config or ServerConfig()
         self.core = BusCore(machine, self.config, __version__)
+        # CPUs to run here: those the description says run in the server, and ``cpus``.
+        self.cpu_runs = {
+            name: CpuRun() for name, spec in machine.cpus.items() if spec.run == "server"
+        }
+        for name in cpus or {}:
+            if name not in machine.cpus:
+                known = ", ".join(machine.cpus) or "none"
+                raise ValueError(f"the machine has no CPU named {name!r} (its CPUs: {known})")
+        self.cpu_runs.update(cpus or {})
+        self.cpus: list[InServerCpu] = []
         self.server: grpc.aio.Server | None = None
         self.health: health.aio.HealthServicer | None = None
         self.addresses: list[str] = []
@@ -77,12 +93,15 @@ class BusServer:
         register(self.server, DEVICES, device_services, lim.max_message_bytes)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        names = [BUS.full_name, DEVICES.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME]
-        reflection.enable_server_reflection(names, self.server)
+        reflection.enable([BUS.full_name, DEVICES.full_name, health.SERVICE_NAME], self.server)
         for address in listen or [DEFAULT_LISTEN]:
             self.addresses.append(self._listen(address))
         await self.server.start()
         await core.devices.start_in_process(core)
+        for name, run in self.cpu_runs.items():
+            cpu = InServerCpu(core, core.machine.cpus[name], run)
+            await cpu.start()
+            self.cpus.append(cpu)
         for name in ("", BUS.full_name, DEVICES.full_name):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving", machine=core.machine.source, addresses=self.addresses)
@@ -123,6 +142,8 @@ class BusServer:
             await asyncio.wait_for(core.inflight.idle.wait(), grace)
         except TimeoutError:
             pass
+        for cpu in self.cpus:
+            await cpu.stop()
         core.devices.end_sessions()
         await stopped
         await core.devices.stop_in_process()
@@ -144,6 +165,7 @@ async def run(
     config: ServerConfig,
     listen: list[str],
     on_ready: Callable[[list[str]], None] | None = None,
+    cpus: dict[str, CpuRun] | None = None,
 ) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully; returns the exit status."""
     # Handle signals before announcing the addresses: a supervisor may signal at once.
@@ -151,7 +173,7 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    bus = BusServer(machine, config)
+    bus = BusServer(machine, config, cpus)
     try:
         await bus.start(listen)
     except BaseException:
@@ -182,10 +204,11 @@ def serve_forever(
     config: ServerConfig,
     listen: list[str],
     on_ready: Callable[[list[str]], None] | None = None,
+    cpus: dict[str, CpuRun] | None = None,
 ) -> int:
     """``run`` on uvloop where it is available."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - e.g. Windows
-        return asyncio.run(run(machine, config, listen, on_ready))
-    return uvloop.run(run(machine, config, listen, on_ready))
+        return asyncio.run(run(machine, config, listen, on_ready, cpus))
+    return uvloop.run(run(machine, config, listen, on_ready, cpus))

@@ -13,19 +13,22 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from mmiobus.devices.host import DmaRequest
 from mmiobus.machine import Machine
-from mmiobus.memory.access import MemTxResult
+from mmiobus.memory.access import MemTxAttrs, MemTxResult
 from mmiobus.memory.addrspace import AddressSpace, ReadResult
 from mmiobus.memory.dispatch import reset_engaged_owners, set_engaged_owners
+from mmiobus.memory.flatview import FlatView
 
 from .config import ServerConfig
 from .devices.registry import DeviceRegistry
 from .errors import NotFound
 from .irq import IrqRegistry
 from .recording import Describer
+from .sharing import SharedRam
 from .trace import AccessRecord, TraceHub
 
 log = structlog.get_logger("mmiobus.server")
@@ -41,6 +44,30 @@ class Initiator:
     name: str
     requester_id: int = 0
     owner: object = None
+
+
+class Pending:
+    """An access ``BusCore.start`` issued that waits for a device (``BusCore.finish``)."""
+
+    __slots__ = ("attrs", "awaitable", "request", "space", "started", "view", "who")
+
+    def __init__(
+        self,
+        who: Initiator,
+        request: DmaRequest,
+        space: AddressSpace,
+        view: FlatView,
+        attrs: MemTxAttrs,
+        awaitable: Any,
+        started: int,
+    ) -> None:
+        self.who = who
+        self.request = request
+        self.space = space
+        self.view = view
+        self.attrs = attrs
+        self.awaitable = awaitable
+        self.started = started
 
 
 class Inflight:
@@ -74,6 +101,7 @@ class BusCore:
         self.irqs = IrqRegistry()
         self.devices = DeviceRegistry(machine, self.irqs, config)
         self.inflight = Inflight()
+        self.sharing = SharedRam()
         # Set when the server stops: long-lived streams (traces, watches) end.
         self.stopping = asyncio.Event()
         # Address spaces by id, "" for the first one; updated in place (hosts keep it).
@@ -107,14 +135,16 @@ class BusCore:
         """Offer one completed access to the trace subscribers (call only if trace.active)."""
         self.trace.offer([record], self.describer.describe)
 
-    async def initiate(
+    def start(
         self, who: Initiator, request: DmaRequest, chain: frozenset[int]
-    ) -> tuple[bytes, MemTxResult]:
-        """Run an access for ``who`` (a device's DMA, a CPU's access): its requester id is
-        stamped on it, ``chain`` (the ``id()`` of the owners whose callbacks it is part of)
-        is its causal chain for the re-entrancy guard, and it is traced. An unknown address
-        space or an access above ``--max-access-bytes`` is refused as a bus fault
-        (DECODE_ERROR), logged with the reason."""
+    ) -> tuple[bytes, MemTxResult] | Pending:
+        """Issue an access for ``who`` (a device's DMA, a CPU's access): its requester id is
+        stamped on it and ``chain`` (the ``id()`` of the owners whose callbacks it is part of)
+        is its causal chain for the re-entrancy guard. Returns (bytes read or b"", result)
+        when it completed at once, else a ``Pending`` for ``finish``; either way it is
+        traced once complete. An unknown address space or an access above
+        ``--max-access-bytes`` is refused as a bus fault (DECODE_ERROR), logged with the
+        reason."""
         space = self.spaces.get(request.address_space)
         if space is None:
             return self._refuse(who, f"no address space with id {request.address_space!r}")
@@ -127,40 +157,59 @@ class BusCore:
         attrs = request.attrs._replace(requester_id=who.requester_id)
         token = set_engaged_owners(chain)
         try:
-            view, t0 = space.current_map, _now()
-            waited = False
+            view = space.current_map  # before the access: its ops may remap
+            out: Any
             if request.data is not None:
-                w = space.dispatch_write(request.addr, request.data, attrs)
-                if not isinstance(w, int):
-                    waited, w = True, await w
-                data, result = request.data, MemTxResult(w)
-                out = b""
+                out = space.dispatch_write(request.addr, request.data, attrs)
+                done = isinstance(out, int)
             else:
-                r = space.dispatch_read(request.addr, request.size, attrs)
-                if type(r) is not ReadResult:
-                    waited, r = True, await r  # type: ignore[misc]
-                data, result = r  # type: ignore[misc]
-                out = data
+                out = space.dispatch_read(request.addr, request.size, attrs)
+                done = type(out) is ReadResult
         finally:
             reset_engaged_owners(token)
+        pending = Pending(who, request, space, view, attrs, out, _now())
+        if not done:
+            return pending
+        return self._complete(pending, out, waited=False)
+
+    async def finish(self, pending: Pending) -> tuple[bytes, MemTxResult]:
+        """Wait for a started access; (bytes read or b"", result)."""
+        return self._complete(pending, await pending.awaitable, waited=True)
+
+    async def initiate(
+        self, who: Initiator, request: DmaRequest, chain: frozenset[int]
+    ) -> tuple[bytes, MemTxResult]:
+        """``start`` and, if need be, ``finish``."""
+        started = self.start(who, request, chain)
+        if isinstance(started, Pending):
+            return await self.finish(started)
+        return started
+
+    def _complete(self, p: Pending, out: Any, waited: bool) -> tuple[bytes, MemTxResult]:
+        request = p.request
+        if request.data is not None:
+            data, result, answer = request.data, MemTxResult(out), b""
+        else:
+            data, result = out[0], out[1]
+            answer = data
         if self.trace.active:
             now = _now()
             self.record(
                 AccessRecord(
-                    space,
-                    view,
+                    p.space,
+                    p.view,
                     request.addr,
                     request.size,
                     request.data is not None,
                     data,
                     result,
-                    who.name,
-                    attrs.requester_id,
-                    now - t0 if waited else 0,
+                    p.who.name,
+                    p.attrs.requester_id,
+                    now - p.started if waited else 0,
                     now,
                 )
             )
-        return out, result
+        return answer, result
 
     def _refuse(self, who: Initiator, reason: str) -> tuple[bytes, MemTxResult]:
         log.warning("device DMA refused", device=who.name, reason=reason)

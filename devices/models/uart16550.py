@@ -11,19 +11,18 @@ Byte registers at ``offset << reg_shift`` (DLAB = LCR bit 7 selects the divisor 
 Interrupts (line ``DEVICE.irq``): received data available (IER bit 0) and transmitter empty
 (IER bit 1, cleared by reading IIR or writing THR). Transmission is instant.
 
-Arguments: ``output`` = "stdout" (default), "file:PATH" or "none"; ``input`` = "none" (default),
-"stdin", or "tcp:[HOST:]PORT" — a console socket: received bytes come from it and transmitted
-bytes also go to it.
+Arguments: ``output`` = "stdout" (default), "file:PATH" or "none"; ``input`` = "auto" (default:
+standard input when it is a terminal), "stdin", "none", or "tcp:[HOST:]PORT" — a console socket:
+received bytes come from it and transmitted bytes also go to it (``mmiobus.devices.models.serial``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import sys
-from typing import IO
 
 from mmiobus.devices import Device
+
+from .serial import SerialLine
 
 RBR, IER, IIR, LCR, MCR, LSR, MSR, SCR = range(8)
 DLAB = 0x80
@@ -38,18 +37,13 @@ class Uart16550(Device):
     valid = (1, 4)
     impl = (1, 1)
 
-    def __init__(self, output: str = "stdout", input: str = "none", reg_shift: int = 0) -> None:
+    def __init__(self, output: str = "stdout", input: str = "auto", reg_shift: int = 0) -> None:
         super().__init__()
         self.reg_shift = int(reg_shift)
         self.size = max(8 << self.reg_shift, 0x8)
-        self.output_spec = output
-        self.input_spec = input
-        self._out: IO[bytes] | None = None
+        self.line = SerialLine(output, input, self.receive)
         self.rx: collections.deque[int] = collections.deque()
         self.transmitted = bytearray()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._server: asyncio.base_events.Server | None = None
-        self._stdin_task: asyncio.Task[None] | None = None
         self.reset_state()
 
     def reset_state(self) -> None:
@@ -123,11 +117,7 @@ class Uart16550(Device):
             self.receive(bytes([byte]))
         else:
             self.transmitted.append(byte)
-            if self._out is not None:
-                self._out.write(bytes([byte]))
-                self._out.flush()
-            for w in list(self._writers):
-                w.write(bytes([byte]))
+            self.line.transmit(bytes([byte]))
         if self.ier & IER_THRE:
             self.thre_pending = True
 
@@ -151,40 +141,7 @@ class Uart16550(Device):
     # -- the world outside ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        out = self.output_spec
-        if out == "stdout":
-            self._out = sys.stdout.buffer
-        elif out.startswith("file:"):
-            self._out = open(out[5:], "ab", buffering=0)  # noqa: SIM115 - kept open while serving
-        inp = self.input_spec
-        if inp == "stdin":
-            self._stdin_task = self.spawn(self._read_stdin())
-        elif inp.startswith("tcp:"):
-            host, _, port = inp[4:].rpartition(":")
-            self._server = await asyncio.start_server(self._console, host or "127.0.0.1", int(port))
+        await self.line.open(self.spawn)
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for w in list(self._writers):
-            w.close()
-        if self._out is not None and self._out is not sys.stdout.buffer:
-            self._out.close()
-        self._out = None
-
-    async def _console(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            while data := await reader.read(4096):
-                self.receive(data)
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-
-    async def _read_stdin(self) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        while data := await reader.read(4096):
-            self.receive(data)
+        await self.line.close()

@@ -73,6 +73,7 @@ class DeviceRegistry:
         self.identities: dict[str, DeviceIdentity] = {}
         self.sessions: dict[str, RemoteSession] = {}
         self.in_process: dict[str, InProcessHost] = {}
+        self.cpus: dict[str, AttachedDevice] = {}  # CPUs the server runs
         self.served: dict[MemoryRegion, str] = {}  # region -> device name serving it
         self.absent = AbsentDevices()
         self._handles = 0
@@ -94,11 +95,11 @@ class DeviceRegistry:
 
     def attached(self) -> list[AttachedDevice]:
         """Every attached device, by name."""
-        devices: dict[str, AttachedDevice] = {**self.in_process, **self.sessions}
+        devices: dict[str, AttachedDevice] = {**self.in_process, **self.cpus, **self.sessions}
         return [devices[name] for name in sorted(devices)]
 
     def get(self, name: str) -> AttachedDevice:
-        device = self.sessions.get(name) or self.in_process.get(name)
+        device = self.sessions.get(name) or self.in_process.get(name) or self.cpus.get(name)
         if device is None:
             raise NotFound(f"no device named {name!r} is attached")
         return device
@@ -121,7 +122,7 @@ class DeviceRegistry:
         check_name(name)
         if requester_id > 0xFFFF:
             raise InvalidRequest(f"requester_id {requester_id} does not fit in 16 bits")
-        if name in self.sessions or name in self.in_process:
+        if name in self.sessions or name in self.in_process or name in self.cpus:
             other = self.sessions.get(name)
             where = f" from {other.peer}" if other else " in the server"
             raise AlreadyExists(f"a device named {name!r} is already attached{where}")

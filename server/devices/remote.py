@@ -29,6 +29,7 @@ from mmiobus.v1 import devices_pb2 as pb
 from mmiobus.wire import attrs_to_pb
 
 from ..errors import InvalidRequest, Unavailable
+from ..irq import IrqLine, IrqRegistry, matches
 
 log = structlog.get_logger("mmiobus.devices")
 
@@ -98,6 +99,15 @@ class Outbox:
             self.messages.append(pb.BusMessage(accesses=pb.AccessRequests(accesses=[access])))
         self.wake.set()
 
+    def send_dma_reply(self, reply: pb.DmaReply) -> None:
+        """A reply to a batched DMA request: with the others waiting to be sent, if any."""
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last.HasField("dmas"):
+            last.dmas.replies.append(reply)
+            self.wake.set()
+        else:
+            self.send(pb.BusMessage(dmas=pb.DmaReplies(replies=[reply])))
+
     async def next(self) -> pb.BusMessage | None:
         """The next message to send, or None once the session ends (or the server stops and
         everything queued has gone)."""
@@ -150,6 +160,9 @@ class RemoteSession:
         self._resets: dict[int, asyncio.Future[None]] = {}
         self._ids = 0
         self.closed = False
+        # The device's DMA, carried out in order (an OrderedAccesses, set by the service).
+        self.dma: Any = None
+        self._unwatch: Callable[[], None] | None = None
 
     @property
     def region_ids(self) -> list[str]:
@@ -262,6 +275,34 @@ class RemoteSession:
         if future is not None and not future.done():
             future.set_result(None)
 
+    # -- interrupt lines the device follows ---------------------------------------------------
+
+    def follow_irqs(self, irqs: IrqRegistry, patterns: list[str]) -> None:
+        """Send the levels of the lines matching ``patterns`` now, then every change (a later
+        call replaces the patterns)."""
+        if self._unwatch is not None:
+            self._unwatch()
+        wanted = list(patterns)
+
+        def changed(line: IrqLine, _now: int) -> None:
+            if matches(line.name, wanted):
+                self._send_levels([line])
+
+        self._unwatch = irqs.watch(changed)
+        self._send_levels(irqs.select(wanted), snapshot=True)
+
+    def _send_levels(self, lines: list[IrqLine], snapshot: bool = False) -> None:
+        out = [pb.IrqLine(name=ln.name, level=ln.level, changes=ln.changes) for ln in lines]
+        if not out and not snapshot:
+            return
+        messages = self.outbox.messages
+        last = messages[-1] if messages else None
+        if last is not None and last.HasField("irqs") and not snapshot:
+            last.irqs.lines.extend(out)  # coalesce changes that wait to be sent
+            self.outbox.wake.set()
+        else:
+            self.outbox.send(pb.BusMessage(irqs=pb.IrqLevels(lines=out)))
+
     # -- ending -------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -269,6 +310,11 @@ class RemoteSession:
         if self.closed:
             return
         self.closed = True
+        if self.dma is not None:
+            self.dma.close()
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         self.outbox.close()
         for p in self._pending.values():
             if p.timer is not None:

@@ -4,19 +4,26 @@ byte order, kinds) convert in ``mmiobus.wire``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pydantic
 from mmiobus.machine import Machine
+from mmiobus.machine.cpus import CpuSpec, LoadSpec
+from mmiobus.machine.devicetree import device_tree, device_tree_addr
 from mmiobus.machine.errors import format_path
 from mmiobus.machine.problems import problem_message, problem_path
-from mmiobus.machine.schema import MmioSpec, Region
+from mmiobus.machine.schema import InProcessDevice, MmioSpec, Region, RomdSpec
+from mmiobus.memory.addrspace import AddressSpace
+from mmiobus.memory.flatview import flatview_root
 from mmiobus.memory.region import MemoryRegion
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import devices_pb2 as dpb
 from mmiobus.wire import (
     access_spec_from_pb,
     endianness_from_pb,
+    endianness_to_pb,
+    flat_range_to_pb,
     kind_from_pb,
     kind_to_pb,
     size_from_pb,
@@ -116,7 +123,11 @@ def registered_region_spec(r: dpb.RegisterRegion, region_id: str, device: str) -
         ) from None
 
 
-def region_to_pb(machine: Machine, mr: MemoryRegion, device: str = "") -> pb.Region:
+def region_to_pb(
+    machine: Machine, mr: MemoryRegion, device: str = "", default_deadline_ms: float = 0
+) -> pb.Region:
+    """``mr`` as a Region message; ``device`` serves it now, ``default_deadline_ms`` is the
+    server's answer deadline for regions whose description gives none."""
     msg = pb.Region(
         id=machine.region_id(mr),
         name=mr.name,
@@ -135,4 +146,95 @@ def region_to_pb(machine: Machine, mr: MemoryRegion, device: str = "") -> pb.Reg
     if mr.alias is not None:
         msg.target = machine.region_id(mr.alias)
         msg.offset = mr.alias_offset
+    declared = machine.declared.get(msg.id)
+    spec = declared.spec if declared is not None else None
+    if isinstance(spec, (MmioSpec, RomdSpec)) and spec.device is not None:
+        if isinstance(spec.device, InProcessDevice):
+            msg.declared_device = spec.device.name or msg.id
+            msg.device_class = spec.device.class_
+        else:
+            msg.declared_device = spec.device
+        msg.absent = spec.absent
+        msg.deadline_ms = round(spec.deadline or default_deadline_ms)
     return msg
+
+
+def cpu_to_pb(machine: Machine, cpu: CpuSpec) -> pb.Cpu:
+    """What a CPU front-end needs to know of ``cpu`` (its device tree generated now)."""
+    blob = device_tree(machine, cpu)
+
+    def image(load: LoadSpec | None) -> str:
+        if load is None or load.file is None:
+            return ""
+        return str((machine.base_dir / load.file).resolve())
+
+    return pb.Cpu(
+        name=cpu.name,
+        arch=cpu.arch,
+        board=cpu.board,
+        address_space=cpu.address_space or machine.address_space().name,
+        ram=cpu.ram,
+        firmware_addr=cpu.firmware.addr,
+        payload_addr=cpu.payload.addr if cpu.payload is not None else 0,
+        fdt_addr=device_tree_addr(machine, cpu, blob),
+        fdt=blob,
+        board_devices=cpu.board_devices,
+        interrupts=cpu.interrupts,
+        timebase_hz=cpu.timebase,
+        in_server=cpu.run == "server",
+        firmware=image(cpu.firmware),
+        payload=image(cpu.payload),
+        devices=sorted(declared_devices(machine) - set(machine.cpus)),
+    )
+
+
+def declared_devices(machine: Machine) -> set[str]:
+    """The names of the device processes the machine's regions say serve them."""
+    return {
+        d.spec.device
+        for d in machine.declared.values()
+        if isinstance(getattr(d.spec, "device", None), str)
+    }
+
+
+def flat_view_to_pb(machine: Machine, space: AddressSpace) -> list[pb.FlatRange]:
+    """``space``'s flat view as it is now, in address order."""
+    return [
+        flat_range_to_pb(
+            fr.start,
+            fr.end - fr.start,
+            machine.region_id(fr.mr),
+            fr.offset,
+            fr.readonly,
+            fr.nonvolatile,
+        )
+        for fr in space.flatview.ranges
+    ]
+
+
+def topology_to_pb(
+    machine: Machine,
+    served: Mapping[MemoryRegion, str],
+    flat_views: bool,
+    default_deadline_ms: float = 0,
+) -> pb.Topology:
+    """The whole topology: every region (with the device serving it, from ``served``, and the
+    server's ``default_deadline_ms`` for devices whose regions set none), every address space,
+    and with ``flat_views`` their flat views."""
+    out = pb.Topology(
+        endianness=endianness_to_pb(machine.system.endianness),
+        generation=machine.system.generation,
+    )
+    for mr in machine.regions.values():
+        out.regions.append(region_to_pb(machine, mr, served.get(mr, ""), default_deadline_ms))
+    for key, as_ in machine.spaces.items():
+        fv_root = flatview_root(as_.root)
+        space = out.address_spaces.add(
+            id=key,
+            name=as_.name,
+            root=machine.region_id(as_.root),
+            flatview_root=machine.region_id(fv_root) if fv_root is not None else "",
+        )
+        if flat_views:
+            space.flat_view.extend(flat_view_to_pb(machine, as_))
+    return out

@@ -27,12 +27,16 @@ from ..core import BusCore, Initiator
 from ..devices.registry import check_name
 from ..devices.remote import Binding, RemoteSession
 from ..errors import Conflict, InvalidRequest, Unauthenticated
+from ..ordered import OrderedAccesses
 from .convert import registered_region_spec
 from .status import abort, answers_errors, status_of, status_or_internal
 
 log = structlog.get_logger("mmiobus.devices")
 
 PROTOCOL_MIN = PROTOCOL_MAX = 1
+
+# How a DMA request wants its answer: (its id, posted, came in a batch).
+ReplyTo = tuple[int, bool, bool]
 
 
 class DeviceService:
@@ -98,7 +102,10 @@ class DeviceService:
                 f"the device speaks protocol {low}..{high}, this bus speaks "
                 f"{PROTOCOL_MIN}..{PROTOCOL_MAX}"
             )
-        return self.registry.admit(hello.name, peer, hello.requester_id)
+        session = self.registry.admit(hello.name, peer, hello.requester_id)
+        who = Initiator(session.name, session.requester_id, session.identity)
+        session.dma = OrderedAccesses(self.core, who)
+        return session
 
     async def _read(
         self,
@@ -116,11 +123,18 @@ class DeviceService:
                 elif kind == "region":
                     self._region(session, message.region)
                 elif kind == "dma":
-                    self._dma(session, message.dma)
+                    self._dma(session, message.dma, False)
+                elif kind == "dmas":
+                    for req in message.dmas.requests:
+                        self._dma(session, req, True)
                 elif kind == "irq":
                     self._irq(session, message.irq)
                 elif kind == "reset_done":
                     session.reset_done(message.reset_done.id)
+                elif kind == "share":
+                    self._share(session, message.share)
+                elif kind == "follow_irqs":
+                    session.follow_irqs(self.core.irqs, list(message.follow_irqs.lines))
                 elif kind == "hello":
                     raise InvalidRequest("hello sent twice")
                 else:
@@ -186,8 +200,10 @@ class DeviceService:
             romd=b.mr.rom_device,
         )
 
-    def _dma(self, session: RemoteSession, req: pb.DmaRequest) -> None:
+    def _dma(self, session: RemoteSession, req: pb.DmaRequest, batched: bool) -> None:
+        """Queue a DMA request (answered as it came: alone, or with its batch's others)."""
         session.counters["dma"] += 1
+        reply_to = (req.id, req.posted, batched)
         chain = session.chain_of(req.on_behalf_of)
         op = req.WhichOneof("op")
         try:
@@ -196,8 +212,7 @@ class DeviceService:
             )
         except Exception as e:
             log.warning("device DMA refused", device=session.name, reason=str(e))
-            reply = pb.DmaReply(id=req.id, result=MemTxResult.DECODE_ERROR)
-            session.outbox.send(pb.BusMessage(dma=reply))
+            self._dma_reply(session, reply_to, b"", MemTxResult.DECODE_ERROR)
             return
         request = DmaRequest(
             req.address_space,
@@ -206,19 +221,36 @@ class DeviceService:
             req.write if op == "write" else None,
             attrs,
         )
-        who = Initiator(session.name, session.requester_id, session.identity)
-        asyncio.get_running_loop().create_task(self._run_dma(session, req.id, who, request, chain))
+        session.dma.submit(
+            request, chain, lambda data, result: self._dma_reply(session, reply_to, data, result)
+        )
 
-    async def _run_dma(
-        self,
-        session: RemoteSession,
-        dma_id: int,
-        who: Initiator,
-        request: DmaRequest,
-        chain: frozenset[int],
-    ) -> None:
-        data, result = await self.core.initiate(who, request, chain)
-        session.outbox.send(pb.BusMessage(dma=pb.DmaReply(id=dma_id, data=data, result=result)))
+    @staticmethod
+    def _dma_reply(session: RemoteSession, reply_to: ReplyTo, data: bytes, result: int) -> None:
+        dma_id, posted, batched = reply_to
+        if posted and not result:
+            return  # a posted write that did what it should needs no answer
+        reply = pb.DmaReply(id=dma_id, data=data, result=result)
+        if batched:
+            session.outbox.send_dma_reply(reply)
+        else:
+            session.outbox.send(pb.BusMessage(dma=reply))
+
+    def _share(self, session: RemoteSession, req: pb.ShareMemory) -> None:
+        reply = pb.SharedMemory(request_id=req.request_id)
+        try:
+            mr = self.core.machine.region(req.region)
+            shared = self.core.sharing.share(mr, req.region)
+        except Exception as e:
+            status = status_of(e)
+            if status is None:
+                raise
+            reply.code, reply.message = status_value(status[0]), status[1]
+        else:
+            reply.path, reply.size = shared.path, shared.size
+            reply.inode, reply.device = shared.inode, shared.device
+            log.info("region shared", device=session.name, region=req.region, path=shared.path)
+        session.outbox.send(pb.BusMessage(shared=reply))
 
     def _irq(self, session: RemoteSession, update: pb.IrqUpdate) -> None:
         line = update.line or "irq"

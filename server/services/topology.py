@@ -12,15 +12,14 @@ import grpc
 import structlog
 from mmiobus.machine import Machine
 from mmiobus.memory.addrspace import AddressSpace
-from mmiobus.memory.flatview import flatview_root
 from mmiobus.memory.listener import MemoryListener, MemoryRegionSection
 from mmiobus.memory.mtree import mtree
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.wire import endianness_to_pb, flat_range_to_pb, limits_to_pb, size_from_pb
 
 from ..core import BusCore
-from ..errors import InvalidRequest, LimitExceeded, NotFound, Reworded
-from .convert import region_spec_from_pb, region_to_pb
+from ..errors import Conflict, InvalidRequest, LimitExceeded, NotFound, Reworded
+from .convert import cpu_to_pb, flat_view_to_pb, region_spec_from_pb, topology_to_pb
 from .status import abort, answers_errors, status_of
 from .streams import until
 
@@ -81,6 +80,8 @@ class TopologyService:
 
     def __init__(self, core: BusCore) -> None:
         self.core = core
+        # What CPU front-ends are told of the machine's CPUs (device trees made once).
+        self.cpus = [cpu_to_pb(core.machine, cpu) for cpu in core.machine.cpus.values()]
 
     async def ApplyTopology(
         self, request: pb.ApplyTopologyRequest, context: grpc.aio.ServicerContext
@@ -97,6 +98,7 @@ class TopologyService:
             with machine.system.atomic():
                 for i, op in enumerate(request.ops):
                     try:
+                        self._check_shared(op)
                         apply_op(machine, op, f"ops[{i}]")
                     except Exception as e:
                         status = status_of(e)
@@ -115,29 +117,25 @@ class TopologyService:
             await abort(context, e)
             raise
 
+    def _check_shared(self, op: pb.TopologyOp) -> None:
+        """A region whose bytes a CPU maps keeps its size (its mapping cannot follow)."""
+        if op.WhichOneof("op") != "set_size":
+            return
+        mr = self.core.machine.regions.get(op.set_size.id)
+        if mr is not None and self.core.sharing.is_shared(mr):
+            raise Conflict(
+                f"region {op.set_size.id!r} is mapped by a CPU front-end; it cannot be resized "
+                "while the server runs"
+            )
+
     @answers_errors
     async def GetTopology(
         self, request: pb.GetTopologyRequest, context: grpc.aio.ServicerContext
     ) -> pb.Topology:
         core = self.core
-        m = core.machine
-        served = core.devices.served
-        out = pb.Topology(
-            endianness=endianness_to_pb(m.system.endianness), generation=m.system.generation
+        return topology_to_pb(
+            core.machine, core.devices.served, request.flat_views, core.config.device_deadline_ms
         )
-        for mr in m.regions.values():
-            out.regions.append(region_to_pb(m, mr, served.get(mr, "")))
-        for key, as_ in m.spaces.items():
-            fv_root = flatview_root(as_.root)
-            space = out.address_spaces.add(
-                id=key,
-                name=as_.name,
-                root=m.region_id(as_.root),
-                flatview_root=m.region_id(fv_root) if fv_root is not None else "",
-            )
-            if request.flat_views:
-                space.flat_view.extend(flat_view_to_pb(m, as_))
-        return out
 
     @answers_errors
     async def Mtree(
@@ -162,6 +160,7 @@ class TopologyService:
                 for key, as_ in m.spaces.items()
             ],
             limits=limits_to_pb(core.limits),
+            cpus=self.cpus,
         )
 
     async def WatchTopology(
@@ -182,21 +181,6 @@ class TopologyService:
                 yield message
         finally:
             space.unregister_listener(watch)
-
-
-def flat_view_to_pb(machine: Machine, space: AddressSpace) -> list[pb.FlatRange]:
-    """``space``'s flat view as it is now, in address order."""
-    return [
-        flat_range_to_pb(
-            fr.start,
-            fr.end - fr.start,
-            machine.region_id(fr.mr),
-            fr.offset,
-            fr.readonly,
-            fr.nonvolatile,
-        )
-        for fr in space.flatview.ranges
-    ]
 
 
 class TopologyWatch(MemoryListener):

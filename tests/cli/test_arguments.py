@@ -10,7 +10,7 @@ from typing import Any
 import mmiobus.endpoints
 import pytest
 from mmiobus.cli import args as cli_args
-from mmiobus.cli.devices import device_arguments
+from mmiobus.cli.device_run import device_arguments
 from mmiobus.cli.errors import CommandError
 from mmiobus.cli.main import build_parser
 from mmiobus.devices import Device

@@ -37,15 +37,34 @@ def test_mtree_server_shows_disabled_regions_only_with_D(mmiobus, srv):
     assert "spare [disabled]" in mmiobus("mtree", "--server", srv, "-D").text()
 
 
-def test_info_prints_the_servers_info_as_json(mmiobus, srv, bus):
-    """`info` prints JSON with the server's version, byte order, address spaces and limits."""
-    info = json.loads(mmiobus("info", "-s", srv).text())
+def test_info_json_prints_the_servers_info_as_json(mmiobus, srv, bus):
+    """`info --json` prints JSON with the server's version, byte order, address spaces and
+    limits."""
+    info = json.loads(mmiobus("info", "--json", "-s", srv).text())
     assert info["version"] == bus.info.version
     assert info["protocolVersion"] == bus.info.protocol_version
     assert info["endianness"] == pb.Endianness.Name(bus.info.endianness)
     assert [s["id"] for s in info["addressSpaces"]] == [s.id for s in bus.info.address_spaces]
     assert info["limits"]["maxTopologyOps"] == bus.info.limits.max_topology_ops
     assert info["limits"]["maxAccessBytes"] == bus.info.limits.max_access_bytes
+
+
+def test_info_prints_what_the_server_is_for_people(mmiobus, srv, bus):
+    """`info` prints one line per fact for people: the server, version and protocol, the
+    machine, the byte order, the address spaces with their roots, and each limit with the
+    option that sets it."""
+    out = mmiobus("info", "-s", srv).text()
+    rows = dict(line.split(":", 1) for line in out.splitlines())
+    rows = {k: v.strip() for k, v in rows.items()}
+    assert srv in rows["server"] and bus.info.version in rows["server"]
+    assert f"protocol {bus.info.protocol_version}" in rows["server"]
+    assert rows["machine"] == bus.info.machine
+    assert rows["byte order"] == "little-endian"
+    assert rows["address spaces"] == "memory (root: system), dma (root: dma-root)"
+    assert rows["per access"] == "1 MiB (--max-access-bytes)"
+    assert "--max-batch-bytes" in rows["per batch"] and "--max-batch-accesses" in rows["per batch"]
+    assert f"{bus.info.limits.max_topology_ops} operations" in rows["per transaction"]
+    assert "--max-message-bytes" in rows["per message"]
 
 
 # -- apply -----------------------------------------------------------------------------------

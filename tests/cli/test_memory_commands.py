@@ -255,12 +255,18 @@ def test_length_not_a_multiple_of_the_width_is_one_error_line(mmiobus, srv, spot
     assert "u32" in out.one_error_line()
 
 
-def test_read_longer_than_the_server_allows_is_one_error_line(mmiobus, srv, bus):
-    """LEN over --max-access-bytes: exit 1, one line naming the limit's option."""
-    too_long = bus.info.limits.max_access_bytes + 1
-    out = mmiobus("read", "-s", srv, "0", str(too_long))
-    assert out.returncode == 1
-    assert "--max-access-bytes" in out.one_error_line()
+def test_read_longer_than_one_access_is_cut_within_the_servers_limits(mmiobus, srv, bus):
+    """LEN over --max-access-bytes is no error: the read is cut into accesses the server takes
+    (here the whole 1 MiB of RAM and the first byte past it, which faults: exit 3, one line
+    naming the access that faulted, nothing on standard output)."""
+    limit = bus.info.limits.max_access_bytes
+    data = bus.read(0, limit)
+    out = mmiobus("read", "-s", srv, "-f", "raw", "0", str(limit))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == data
+    past = mmiobus("read", "-s", srv, "-f", "raw", "0", str(limit + 1))
+    assert past.returncode == 3 and past.stdout == b""
+    assert f"part of {limit + 1} bytes at 0x0" in past.one_error_line()
 
 
 @pytest.mark.parametrize("addr", ["0x10000000000000000", "-1"], ids=["2**64", "negative"])

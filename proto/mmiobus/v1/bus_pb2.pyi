@@ -310,7 +310,7 @@ class GetTopologyRequest(_message.Message):
     def __init__(self, flat_views: _Optional[bool] = ...) -> None: ...
 
 class Region(_message.Message):
-    __slots__ = ("id", "name", "kind", "size", "addr", "priority", "enabled", "container", "subregions", "target", "offset", "readonly", "nonvolatile", "romd_mode", "device")
+    __slots__ = ("id", "name", "kind", "size", "addr", "priority", "enabled", "container", "subregions", "target", "offset", "readonly", "nonvolatile", "romd_mode", "device", "declared_device", "device_class", "absent", "deadline_ms")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -326,6 +326,10 @@ class Region(_message.Message):
     NONVOLATILE_FIELD_NUMBER: _ClassVar[int]
     ROMD_MODE_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_DEVICE_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    ABSENT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     kind: RegionKind
@@ -341,7 +345,11 @@ class Region(_message.Message):
     nonvolatile: bool
     romd_mode: bool
     device: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[RegionKind, str]] = ..., size: _Optional[int] = ..., addr: _Optional[int] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., container: _Optional[str] = ..., subregions: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., offset: _Optional[int] = ..., readonly: _Optional[bool] = ..., nonvolatile: _Optional[bool] = ..., romd_mode: _Optional[bool] = ..., device: _Optional[str] = ...) -> None: ...
+    declared_device: str
+    device_class: str
+    absent: str
+    deadline_ms: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[RegionKind, str]] = ..., size: _Optional[int] = ..., addr: _Optional[int] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., container: _Optional[str] = ..., subregions: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., offset: _Optional[int] = ..., readonly: _Optional[bool] = ..., nonvolatile: _Optional[bool] = ..., romd_mode: _Optional[bool] = ..., device: _Optional[str] = ..., declared_device: _Optional[str] = ..., device_class: _Optional[str] = ..., absent: _Optional[str] = ..., deadline_ms: _Optional[int] = ...) -> None: ...
 
 class FlatRange(_message.Message):
     __slots__ = ("start", "size", "region", "offset", "readonly", "nonvolatile")
@@ -418,20 +426,72 @@ class Limits(_message.Message):
     def __init__(self, max_access_bytes: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., max_batch_accesses: _Optional[int] = ..., max_topology_ops: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
 
 class Info(_message.Message):
-    __slots__ = ("version", "protocol_version", "machine", "endianness", "address_spaces", "limits")
+    __slots__ = ("version", "protocol_version", "machine", "endianness", "address_spaces", "limits", "cpus")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     MACHINE_FIELD_NUMBER: _ClassVar[int]
     ENDIANNESS_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_SPACES_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
     version: str
     protocol_version: int
     machine: str
     endianness: Endianness
     address_spaces: _containers.RepeatedCompositeFieldContainer[AddressSpace]
     limits: Limits
-    def __init__(self, version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., machine: _Optional[str] = ..., endianness: _Optional[_Union[Endianness, str]] = ..., address_spaces: _Optional[_Iterable[_Union[AddressSpace, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+    cpus: _containers.RepeatedCompositeFieldContainer[Cpu]
+    def __init__(self, version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., machine: _Optional[str] = ..., endianness: _Optional[_Union[Endianness, str]] = ..., address_spaces: _Optional[_Iterable[_Union[AddressSpace, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., cpus: _Optional[_Iterable[_Union[Cpu, _Mapping]]] = ...) -> None: ...
+
+class Cpu(_message.Message):
+    __slots__ = ("name", "arch", "board", "address_space", "ram", "firmware_addr", "payload_addr", "fdt_addr", "fdt", "board_devices", "interrupts", "timebase_hz", "in_server", "firmware", "payload", "devices")
+    class BoardDevicesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class InterruptsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARCH_FIELD_NUMBER: _ClassVar[int]
+    BOARD_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_SPACE_FIELD_NUMBER: _ClassVar[int]
+    RAM_FIELD_NUMBER: _ClassVar[int]
+    FIRMWARE_ADDR_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_ADDR_FIELD_NUMBER: _ClassVar[int]
+    FDT_ADDR_FIELD_NUMBER: _ClassVar[int]
+    FDT_FIELD_NUMBER: _ClassVar[int]
+    BOARD_DEVICES_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEBASE_HZ_FIELD_NUMBER: _ClassVar[int]
+    IN_SERVER_FIELD_NUMBER: _ClassVar[int]
+    FIRMWARE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    arch: str
+    board: str
+    address_space: str
+    ram: str
+    firmware_addr: int
+    payload_addr: int
+    fdt_addr: int
+    fdt: bytes
+    board_devices: _containers.ScalarMap[str, str]
+    interrupts: _containers.ScalarMap[str, int]
+    timebase_hz: int
+    in_server: bool
+    firmware: str
+    payload: str
+    devices: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., arch: _Optional[str] = ..., board: _Optional[str] = ..., address_space: _Optional[str] = ..., ram: _Optional[str] = ..., firmware_addr: _Optional[int] = ..., payload_addr: _Optional[int] = ..., fdt_addr: _Optional[int] = ..., fdt: _Optional[bytes] = ..., board_devices: _Optional[_Mapping[str, str]] = ..., interrupts: _Optional[_Mapping[str, int]] = ..., timebase_hz: _Optional[int] = ..., in_server: _Optional[bool] = ..., firmware: _Optional[str] = ..., payload: _Optional[str] = ..., devices: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AddressRange(_message.Message):
     __slots__ = ("start", "size")

@@ -8,20 +8,32 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DeviceMessage(_message.Message):
-    __slots__ = ("hello", "region", "replies", "dma", "irq", "reset_done")
+    __slots__ = ("hello", "region", "replies", "dma", "irq", "reset_done", "share", "follow_irqs", "dmas")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     REPLIES_FIELD_NUMBER: _ClassVar[int]
     DMA_FIELD_NUMBER: _ClassVar[int]
     IRQ_FIELD_NUMBER: _ClassVar[int]
     RESET_DONE_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_IRQS_FIELD_NUMBER: _ClassVar[int]
+    DMAS_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     region: RegionRequest
     replies: AccessReplies
     dma: DmaRequest
     irq: IrqUpdate
     reset_done: ResetDone
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., region: _Optional[_Union[RegionRequest, _Mapping]] = ..., replies: _Optional[_Union[AccessReplies, _Mapping]] = ..., dma: _Optional[_Union[DmaRequest, _Mapping]] = ..., irq: _Optional[_Union[IrqUpdate, _Mapping]] = ..., reset_done: _Optional[_Union[ResetDone, _Mapping]] = ...) -> None: ...
+    share: ShareMemory
+    follow_irqs: FollowIrqs
+    dmas: DmaRequests
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., region: _Optional[_Union[RegionRequest, _Mapping]] = ..., replies: _Optional[_Union[AccessReplies, _Mapping]] = ..., dma: _Optional[_Union[DmaRequest, _Mapping]] = ..., irq: _Optional[_Union[IrqUpdate, _Mapping]] = ..., reset_done: _Optional[_Union[ResetDone, _Mapping]] = ..., share: _Optional[_Union[ShareMemory, _Mapping]] = ..., follow_irqs: _Optional[_Union[FollowIrqs, _Mapping]] = ..., dmas: _Optional[_Union[DmaRequests, _Mapping]] = ...) -> None: ...
+
+class DmaRequests(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[DmaRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[DmaRequest, _Mapping]]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("name", "min_protocol", "max_protocol", "token", "requester_id")
@@ -106,7 +118,7 @@ class AccessReply(_message.Message):
     def __init__(self, id: _Optional[int] = ..., value: _Optional[int] = ..., result: _Optional[int] = ...) -> None: ...
 
 class DmaRequest(_message.Message):
-    __slots__ = ("id", "address_space", "addr", "read", "write", "attrs", "on_behalf_of")
+    __slots__ = ("id", "address_space", "addr", "read", "write", "attrs", "on_behalf_of", "posted")
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_SPACE_FIELD_NUMBER: _ClassVar[int]
     ADDR_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +126,7 @@ class DmaRequest(_message.Message):
     WRITE_FIELD_NUMBER: _ClassVar[int]
     ATTRS_FIELD_NUMBER: _ClassVar[int]
     ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
+    POSTED_FIELD_NUMBER: _ClassVar[int]
     id: int
     address_space: str
     addr: int
@@ -121,7 +134,8 @@ class DmaRequest(_message.Message):
     write: bytes
     attrs: _bus_pb2.Attrs
     on_behalf_of: int
-    def __init__(self, id: _Optional[int] = ..., address_space: _Optional[str] = ..., addr: _Optional[int] = ..., read: _Optional[int] = ..., write: _Optional[bytes] = ..., attrs: _Optional[_Union[_bus_pb2.Attrs, _Mapping]] = ..., on_behalf_of: _Optional[int] = ...) -> None: ...
+    posted: bool
+    def __init__(self, id: _Optional[int] = ..., address_space: _Optional[str] = ..., addr: _Optional[int] = ..., read: _Optional[int] = ..., write: _Optional[bytes] = ..., attrs: _Optional[_Union[_bus_pb2.Attrs, _Mapping]] = ..., on_behalf_of: _Optional[int] = ..., posted: _Optional[bool] = ...) -> None: ...
 
 class IrqUpdate(_message.Message):
     __slots__ = ("line", "level", "pulse")
@@ -139,19 +153,45 @@ class ResetDone(_message.Message):
     id: int
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
+class ShareMemory(_message.Message):
+    __slots__ = ("request_id", "region")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    region: str
+    def __init__(self, request_id: _Optional[int] = ..., region: _Optional[str] = ...) -> None: ...
+
+class FollowIrqs(_message.Message):
+    __slots__ = ("lines",)
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class BusMessage(_message.Message):
-    __slots__ = ("welcome", "region", "accesses", "dma", "reset")
+    __slots__ = ("welcome", "region", "accesses", "dma", "reset", "shared", "irqs", "dmas")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     ACCESSES_FIELD_NUMBER: _ClassVar[int]
     DMA_FIELD_NUMBER: _ClassVar[int]
     RESET_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    IRQS_FIELD_NUMBER: _ClassVar[int]
+    DMAS_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     region: RegionReply
     accesses: AccessRequests
     dma: DmaReply
     reset: ResetRequest
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., region: _Optional[_Union[RegionReply, _Mapping]] = ..., accesses: _Optional[_Union[AccessRequests, _Mapping]] = ..., dma: _Optional[_Union[DmaReply, _Mapping]] = ..., reset: _Optional[_Union[ResetRequest, _Mapping]] = ...) -> None: ...
+    shared: SharedMemory
+    irqs: IrqLevels
+    dmas: DmaReplies
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., region: _Optional[_Union[RegionReply, _Mapping]] = ..., accesses: _Optional[_Union[AccessRequests, _Mapping]] = ..., dma: _Optional[_Union[DmaReply, _Mapping]] = ..., reset: _Optional[_Union[ResetRequest, _Mapping]] = ..., shared: _Optional[_Union[SharedMemory, _Mapping]] = ..., irqs: _Optional[_Union[IrqLevels, _Mapping]] = ..., dmas: _Optional[_Union[DmaReplies, _Mapping]] = ...) -> None: ...
+
+class DmaReplies(_message.Message):
+    __slots__ = ("replies",)
+    REPLIES_FIELD_NUMBER: _ClassVar[int]
+    replies: _containers.RepeatedCompositeFieldContainer[DmaReply]
+    def __init__(self, replies: _Optional[_Iterable[_Union[DmaReply, _Mapping]]] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("protocol_version", "bus_version", "endianness")
@@ -234,6 +274,30 @@ class DmaReply(_message.Message):
     data: bytes
     result: int
     def __init__(self, id: _Optional[int] = ..., data: _Optional[bytes] = ..., result: _Optional[int] = ...) -> None: ...
+
+class SharedMemory(_message.Message):
+    __slots__ = ("request_id", "code", "message", "path", "size", "inode", "device")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    INODE_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    code: int
+    message: str
+    path: str
+    size: int
+    inode: int
+    device: int
+    def __init__(self, request_id: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., path: _Optional[str] = ..., size: _Optional[int] = ..., inode: _Optional[int] = ..., device: _Optional[int] = ...) -> None: ...
+
+class IrqLevels(_message.Message):
+    __slots__ = ("lines",)
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedCompositeFieldContainer[IrqLine]
+    def __init__(self, lines: _Optional[_Iterable[_Union[IrqLine, _Mapping]]] = ...) -> None: ...
 
 class ResetRequest(_message.Message):
     __slots__ = ("id",)

@@ -1,0 +1,229 @@
+"""CPUs the server runs itself, as QEMU runs its CPUs beside its memory: the engine runs in a
+thread of the server's process, maps the machine's RAM directly, serves its board devices'
+regions through function calls, and issues every other access on the server's loop (a device
+in the server is a function call away, a device process one hop away).
+
+A CPU whose description says ``run: server`` starts with the server; ``mmiobus serve --cpu
+NAME`` starts one that would otherwise run as ``mmiobus cpu run``. Its accesses are traced and
+counted with the CPU as initiator, like a device's DMA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from mmiobus.cpu.board import Board, build
+from mmiobus.cpu.layout import layout
+from mmiobus.cpu.remote_bus import PipelinedBus
+from mmiobus.cpu.results import CpuError, RunResult
+from mmiobus.devices.host import DmaRequest
+from mmiobus.machine.cpus import CpuSpec
+from mmiobus.machine.regions import constraints
+from mmiobus.machine.schema import MmioSpec
+from mmiobus.memory.access import MEMTXATTRS_UNSPECIFIED, Endianness, MemoryRegionOps, MemTxAttrs
+
+from .core import Initiator
+from .errors import Conflict
+from .irq import IrqLine
+from .ordered import OrderedAccesses
+from .services.convert import cpu_to_pb, topology_to_pb
+
+if TYPE_CHECKING:
+    from .core import BusCore
+
+log = structlog.get_logger("mmiobus.cpu")
+
+
+@dataclass(frozen=True)
+class CpuRun:
+    """What to run on an in-server CPU, and until when (None: the description's defaults;
+    without ``until`` or ``timeout`` it runs until the guest powers off or the server stops)."""
+
+    firmware: str | None = None
+    payload: str | None = None
+    until: int | None = None
+    timeout: float | None = None
+    count_instructions: bool = True
+
+
+class LoopBus(PipelinedBus):
+    """The bus as an in-server CPU sees it: its accesses, in order, on the server's loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, ordered: OrderedAccesses, space: str):
+        super().__init__()
+        self._loop = loop
+        self._ordered = ordered
+        self._space = space
+        self._chain = frozenset({id(ordered.who.owner)})
+
+    def _issue(self, rid: int, addr: int, size: int, data: bytes | None) -> None:
+        request = DmaRequest(self._space, addr, size if data is None else len(data), data,
+                             MEMTXATTRS_UNSPECIFIED)  # fmt: skip
+        put = self.replies.put
+        if data is None:
+
+            def answer(out: bytes, result: int) -> None:
+                put((rid, out, result))
+        else:
+
+            def answer(out: bytes, result: int) -> None:
+                if result:  # a posted write is answered only if it failed
+                    put((rid, b"", result))
+
+        self._loop.call_soon_threadsafe(self._ordered.submit, request, self._chain, answer)
+
+
+class InServerCpu:
+    """One CPU running in the server (see the module docstring); it lists as a device."""
+
+    in_process = True
+    peer = ""
+
+    def __init__(self, core: BusCore, spec: CpuSpec, run: CpuRun) -> None:
+        self.core = core
+        self.spec = spec
+        self.name = spec.name
+        self.run_options = run
+        self.identity = core.devices.identity(spec.name)
+        self.board: Board | None = None
+        self.result: RunResult | None = None
+        self.error: CpuError | None = None
+        self.done = asyncio.Event()
+        self._thread: threading.Thread | None = None
+        self._starter: asyncio.Task[None] | None = None
+        self._waiting: list[str] = []
+        self._unwatch: Any = None
+
+    @property
+    def region_ids(self) -> list[str]:
+        return sorted(set(self.spec.board_devices.values()))
+
+    @property
+    def counters(self) -> dict[str, int]:
+        accesses = sum(self.board.engine.accesses.values()) if self.board is not None else 0
+        return {"accesses": accesses, "timeouts": 0, "dma": 0}
+
+    async def reset(self, timeout: float) -> None:
+        raise Conflict(f"{self.name} is a CPU: it cannot be reset while it runs")
+
+    async def start(self) -> None:
+        """Map RAM, bind the board devices, load the images, and start the engine's thread."""
+        core, spec = self.core, self.spec
+        cpu = cpu_to_pb(core.machine, spec)
+        lay = layout(cpu, topology_to_pb(core.machine, core.devices.served, flat_views=True))
+        backings = {
+            region: core.sharing.share(core.machine.region(region), region).mapping
+            for region in lay.regions_to_share
+        }
+        ordered = OrderedAccesses(core, Initiator(spec.name, 0, self.identity))
+        bus = LoopBus(asyncio.get_running_loop(), ordered, cpu.address_space)
+        board = build(lay, bus, backings, count_instructions=self.run_options.count_instructions)
+        firmware = self.run_options.firmware or cpu.firmware
+        if not firmware:
+            raise Conflict(f"CPU {spec.name!r} has no firmware: name one in the description "
+                           "(firmware: {file: ...}) or with --firmware")  # fmt: skip
+        board.load(cpu.firmware_addr, _read(firmware, "firmware"), "firmware")
+        payload = self.run_options.payload or cpu.payload
+        if payload:
+            board.load(cpu.payload_addr, _read(payload, "payload"), "payload")
+        board.load(cpu.fdt_addr, cpu.fdt, "device tree")
+        self.board = board
+        self._bind(board)
+        self._follow_irqs(board)
+        core.devices.cpus[self.name] = self
+        self._waiting = list(cpu.devices)
+        loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._run, args=(loop,), name=f"cpu-{self.name}", daemon=True
+        )
+        self._starter = loop.create_task(self._start_when_attached())
+
+    async def _start_when_attached(self) -> None:
+        """Start the engine once the device processes the machine declares are attached."""
+        sessions = self.core.devices.sessions
+        missing = [name for name in self._waiting if name not in sessions]
+        if missing:
+            log.info("CPU waits for its devices", cpu=self.name, devices=missing)
+        while any(name not in sessions for name in self._waiting):
+            await asyncio.sleep(0.05)
+        assert self._thread is not None
+        self._thread.start()
+        log.info("CPU started in the server", cpu=self.name, arch=self.spec.arch)
+
+    def _bind(self, board: Board) -> None:
+        """The board devices' regions answer through the board (a function call)."""
+        machine = self.core.machine
+        for region_id in self.region_ids:
+            spec = machine.declared[region_id].spec
+            assert isinstance(spec, MmioSpec)
+
+            def read(offset: int, size: int, attrs: MemTxAttrs, r: str = region_id) -> int:
+                return board.serve_read(r, offset, size)
+
+            def write(
+                offset: int, size: int, value: int, attrs: MemTxAttrs, r: str = region_id
+            ) -> None:
+                board.serve_write(r, offset, size, value)
+
+            mr = machine.regions[region_id]
+            mr.set_ops(
+                MemoryRegionOps(
+                    read=read,
+                    write=write,
+                    endianness=Endianness(spec.endianness),
+                    valid=constraints(spec.valid),
+                    impl=constraints(spec.impl),
+                    owner=self.identity,
+                )
+            )
+            self.core.devices.served[mr] = self.name
+
+    def _follow_irqs(self, board: Board) -> None:
+        irqs = self.core.irqs
+        wired = set(self.spec.interrupts)
+
+        def changed(line: IrqLine, _now: int) -> None:
+            if line.name in wired:
+                board.set_line(line.name, line.level)
+
+        self._unwatch = irqs.watch(changed)
+        for line in irqs.select(sorted(wired)):
+            board.set_line(line.name, line.level)
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        board = self.board
+        assert board is not None
+        options = self.run_options
+        try:
+            self.result = board.engine.run(options.until, options.timeout)
+            log.info("CPU stopped", cpu=self.name, summary=self.result.summary())
+        except CpuError as e:
+            self.error, self.result = e, e.result
+            log.error("CPU stopped", cpu=self.name, error=str(e))
+        finally:
+            loop.call_soon_threadsafe(self.done.set)
+
+    async def stop(self) -> None:
+        """Stop the engine and wait for its thread."""
+        if self._unwatch is not None:
+            self._unwatch()
+        if self._starter is not None:
+            self._starter.cancel()
+        if self.board is not None:
+            self.board.engine.stop()
+            if isinstance(self.board.engine.bus, PipelinedBus):
+                self.board.engine.bus.lost("the server is stopping")
+        if self._thread is not None and self._thread.is_alive():
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 10)
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise Conflict(f"cannot read the {what} {path}: {e.strerror or e}") from None
