@@ -16,6 +16,10 @@ values little-endian integers as the CPU sees them):
 ``flush() -> None``
     Waits until every posted write has taken effect; raises the first
     deferred fault. The CPU calls it when it stops, so output is complete.
+``push() -> None`` (optional)
+    A bus that holds writes back to send them with the next read sends them
+    now, without waiting. The engine calls it at the end of every slice,
+    before it waits for an interrupt and before it touches a board device.
 
 Ready-made buses:
 

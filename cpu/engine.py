@@ -143,18 +143,26 @@ class CpuEngine:
         from the engine. Unicorn splits 8-byte accesses into two 4-byte ones
         (low half first)."""
         self._claim(base, size, name, "device")
-        lock = self.board_lock
+        lock, push = self.board_lock, self._push
 
         def read(offset: int, size: int) -> int:
+            push()
             with lock:
                 return device.read(offset, size)
 
         def write(offset: int, size: int, value: int) -> None:
+            push()
             with lock:
                 device.write(offset, size, value)
 
         self._map(base, size, name, 0, read, write)
         return device
+
+    def _push(self) -> None:
+        """Send the writes the bus holds back, if it holds any (see :mod:`.bus`)."""
+        push = getattr(self.bus, "push", None)
+        if push is not None:
+            push()
 
     def add_bus_window(self, base: int, size: int, name: str = "bus") -> None:
         """Forward every access in [base, base + size) to ``self.bus`` with its
@@ -361,6 +369,7 @@ class CpuEngine:
             finally:
                 if self.count_instructions:
                     self.settle_count(self.pc)
+                self._push()
             if self._fault is not None:
                 fault, addr, size, is_write, block_pc = self._fault
                 if not isinstance(fault, BusFault):  # a device model's own bug or Ctrl-C

@@ -39,7 +39,7 @@ from mmiobus.v1 import bus_pb2_grpc, devices_pb2_grpc
 from mmiobus.v1 import devices_pb2 as dpb
 
 from .board import Board, build
-from .layout import Layout, LayoutError, layout
+from .layout import Layout, LayoutError, declared_regions, layout
 from .remote_bus import SessionBus
 from .results import CpuError, RunResult
 
@@ -187,7 +187,7 @@ class CpuFrontend:
         cpu, topology = await self._describe()
         self._layout = layout(cpu, topology)
         self._images = self._read_images(cpu)  # before waiting: a missing file fails at once
-        await self._wait_for_devices(cpu)
+        await self._wait_for_devices(cpu, topology)
         runner = DeviceRunner(
             _CpuDevice(self),
             self.server,
@@ -237,15 +237,17 @@ class CpuFrontend:
             "riscv-virt`"
         )
 
-    async def _wait_for_devices(self, cpu: pb.Cpu) -> None:
-        """Until the device processes the machine declares are attached (firmware prints to
-        its console first thing)."""
+    async def _wait_for_devices(self, cpu: pb.Cpu, topology: pb.Topology) -> None:
+        """Until the device processes the machine declares serve their regions (firmware
+        prints to its console first thing)."""
+        declared = declared_regions(cpu, topology)
         said = False
         async with open_channel(self.server) as channel:
             stub = devices_pb2_grpc.DevicesStub(channel)
             while True:
                 attached = await stub.ListDevices(dpb.ListDevicesRequest(), timeout=10)
-                missing = sorted(set(cpu.devices) - {d.name for d in attached.devices})
+                serving = {(r, d.name) for d in attached.devices for r in d.regions}
+                missing = sorted({d for r, d in declared.items() if (r, d) not in serving})
                 if not missing:
                     return
                 if not said:

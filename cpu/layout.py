@@ -125,3 +125,11 @@ def _merge(windows: list[tuple[int, int]], taken: list[tuple[int, int]]) -> list
                 )
         out.append((start, end - start))
     return out
+
+
+def declared_regions(cpu: pb.Cpu, topology: pb.Topology) -> dict[str, str]:
+    """Region id -> the device process that the machine says serves it, for the devices the
+    CPU waits for: the CPU starts once each of them serves its regions (attached is not enough:
+    a device claims its regions after it says hello)."""
+    waits = set(cpu.devices)
+    return {r.id: r.declared_device for r in topology.regions if r.declared_device in waits}

@@ -2,11 +2,18 @@
 another process (``SessionBus``: DMA requests on the CPU's device session) or in this one (the
 server's in-process CPUs, see ``mmiobus.server.cpus``).
 
-Reads wait for their answer; writes are posted: issued at once, never waited for, and answered
-only if they fail. The bus carries out one initiator's accesses in order and answers in order,
-so when a read's answer comes, every write before it is done: a read is a barrier without
-waiting twice. A posted write that failed is reported by the next read (or ``flush``), as the
-Bus seam (``cpu.bus``) says.
+Reads wait for their answer; writes are posted: never waited for, and answered only if they
+fail. The bus carries out one initiator's accesses in order and answers in order, so when a
+read's answer comes, every write before it is done: a read is a barrier without waiting twice.
+A posted write that failed is reported by the next read (or ``flush``), as the Bus seam
+(``cpu.bus``) says.
+
+Writes are held back and sent with the next read, or when the engine pushes them: at the end
+of each slice, before it waits for an interrupt, before it touches a board device of its own
+(so that, say, an interrupt cleared at a device is cleared before the interrupt controller
+hears of it) and when it stops. A guest that prints a character and polls the line status
+then costs one crossing and one message, not two; a write waits at most one slice (or
+``MAX_HELD`` writes) to go out.
 
 The engine calls ``read``/``write`` from its own thread; requests cross to the loop with
 ``call_soon_threadsafe``; answers come back through a ``queue.SimpleQueue``.
@@ -27,8 +34,10 @@ from .bus import BusFault
 _LOST = object()
 FIRST_ID = 1 << 48  # ids of a CPU's requests, apart from its device session's own
 MAX_UNCONFIRMED = 65536  # posted writes remembered (for their fault's address) between barriers
+MAX_HELD = 256  # writes held back before they are sent without waiting for a read
 
 Reply = tuple[int, bytes, int]  # (request id, bytes read, MemTxResult bits)
+Access = tuple[int, int, int, bytes | None]  # (request id, addr, size, bytes to write or None)
 
 
 class BusLost(BusFault):
@@ -41,17 +50,19 @@ class BusLost(BusFault):
 
 class PipelinedBus:
     """The Bus seam over an in-order, answer-in-order transport (see the module docstring);
-    subclasses say how a request is issued (``_issue``, called on the engine's thread) and put
-    each answer into ``self.replies`` as ``(id, data, result)``."""
+    subclasses say how requests are issued (``_issue``, called on the engine's thread with
+    accesses to carry out in order) and put each answer into ``self.replies`` as
+    ``(id, data, result)``."""
 
     def __init__(self) -> None:
         self.replies: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._ids = itertools.count(FIRST_ID)
         self._posted: dict[int, tuple[int, int]] = {}  # id -> (addr, size) of writes in flight
+        self._held: list[Access] = []  # writes not sent yet
         self._fault: BusFault | None = None
         self.lost_reason = ""
 
-    def _issue(self, rid: int, addr: int, size: int, data: bytes | None) -> None:
+    def _issue(self, accesses: list[Access]) -> None:
         raise NotImplementedError
 
     def _take(self) -> Reply:
@@ -79,7 +90,9 @@ class PipelinedBus:
 
     def read(self, addr: int, size: int) -> int:
         rid = next(self._ids)
-        self._issue(rid, addr, size, None)
+        accesses, self._held = self._held, []
+        accesses.append((rid, addr, size, None))
+        self._issue(accesses)
         _rid, data, result = self._wait(rid)
         self._raise_posted_fault()
         if result:
@@ -87,18 +100,29 @@ class PipelinedBus:
         return int.from_bytes(data, "little")
 
     def write(self, addr: int, size: int, value: int) -> None:
-        rid = next(self._ids)
-        self._issue(rid, addr, size, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
         if len(self._posted) >= MAX_UNCONFIRMED:
             self.flush()  # bound what is remembered of writes not known to be done
+        rid = next(self._ids)
+        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        self._held.append((rid, addr, size, data))
         self._posted[rid] = (addr, size)
+        if len(self._held) >= MAX_HELD:
+            self.push()
+
+    def push(self) -> None:
+        """Send the writes held back, without waiting for them."""
+        if self._held:
+            accesses, self._held = self._held, []
+            self._issue(accesses)
 
     def flush(self) -> None:
         """Wait until every posted write is done (a zero-length read after them answers when
         they are)."""
         if self._posted:
             rid = next(self._ids)
-            self._issue(rid, 0, 0, None)
+            accesses, self._held = self._held, []
+            accesses.append((rid, 0, 0, None))
+            self._issue(accesses)
             self._wait(rid)
         self._raise_posted_fault()
 
@@ -117,13 +141,20 @@ class SessionBus(PipelinedBus):
         self._host = host
         self._space = address_space
 
-    def _issue(self, rid: int, addr: int, size: int, data: bytes | None) -> None:
-        if data is None:
-            req = pb.DmaRequest(id=rid, address_space=self._space, addr=addr, read=size)
-        else:
-            req = pb.DmaRequest(id=rid, address_space=self._space, addr=addr, write=data,
-                                posted=True)  # fmt: skip
-        self._loop.call_soon_threadsafe(self._host.send_dma, req, self._answer)
+    def _issue(self, accesses: list[Access]) -> None:
+        space, requests = self._space, []
+        for rid, addr, size, data in accesses:
+            if data is None:
+                requests.append(pb.DmaRequest(id=rid, address_space=space, addr=addr, read=size))
+            else:
+                requests.append(pb.DmaRequest(id=rid, address_space=space, addr=addr,
+                                              write=data, posted=True))  # fmt: skip
+        self._loop.call_soon_threadsafe(self._send, requests)
+
+    def _send(self, requests: list[pb.DmaRequest]) -> None:
+        send, answer = self._host.send_dma, self._answer
+        for req in requests:
+            send(req, answer)
 
     def _answer(self, reply: pb.DmaReply) -> None:
         self.replies.put((reply.id, reply.data, reply.result))

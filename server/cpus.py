@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from mmiobus.cpu.board import Board, build
-from mmiobus.cpu.layout import layout
-from mmiobus.cpu.remote_bus import PipelinedBus
+from mmiobus.cpu.layout import declared_regions, layout
+from mmiobus.cpu.remote_bus import Access, PipelinedBus
 from mmiobus.cpu.results import CpuError, RunResult
 from mmiobus.devices.host import DmaRequest
 from mmiobus.machine.cpus import CpuSpec
@@ -60,21 +60,25 @@ class LoopBus(PipelinedBus):
         self._space = space
         self._chain = frozenset({id(ordered.who.owner)})
 
-    def _issue(self, rid: int, addr: int, size: int, data: bytes | None) -> None:
-        request = DmaRequest(self._space, addr, size if data is None else len(data), data,
-                             MEMTXATTRS_UNSPECIFIED)  # fmt: skip
-        put = self.replies.put
-        if data is None:
+    def _issue(self, accesses: list[Access]) -> None:
+        self._loop.call_soon_threadsafe(self._submit, accesses)
 
-            def answer(out: bytes, result: int) -> None:
-                put((rid, out, result))
-        else:
+    def _submit(self, accesses: list[Access]) -> None:
+        space, submit, chain, put = self._space, self._ordered.submit, self._chain, self.replies.put
+        for rid, addr, size, data in accesses:
+            if data is None:
+                request = DmaRequest(space, addr, size, None, MEMTXATTRS_UNSPECIFIED)
 
-            def answer(out: bytes, result: int) -> None:
-                if result:  # a posted write is answered only if it failed
-                    put((rid, b"", result))
+                def answer(out: bytes, result: int, rid: int = rid) -> None:
+                    put((rid, out, result))
+            else:
+                request = DmaRequest(space, addr, len(data), data, MEMTXATTRS_UNSPECIFIED)
 
-        self._loop.call_soon_threadsafe(self._ordered.submit, request, self._chain, answer)
+                def answer(out: bytes, result: int, rid: int = rid) -> None:
+                    if result:  # a posted write is answered only if it failed
+                        put((rid, b"", result))
+
+            submit(request, chain, answer)
 
 
 class InServerCpu:
@@ -95,7 +99,7 @@ class InServerCpu:
         self.done = asyncio.Event()
         self._thread: threading.Thread | None = None
         self._starter: asyncio.Task[None] | None = None
-        self._waiting: list[str] = []
+        self._waiting: dict[str, str] = {}  # region id -> device process to serve it
         self._unwatch: Any = None
 
     @property
@@ -114,7 +118,8 @@ class InServerCpu:
         """Map RAM, bind the board devices, load the images, and start the engine's thread."""
         core, spec = self.core, self.spec
         cpu = cpu_to_pb(core.machine, spec)
-        lay = layout(cpu, topology_to_pb(core.machine, core.devices.served, flat_views=True))
+        topology = topology_to_pb(core.machine, core.devices.served, flat_views=True)
+        lay = layout(cpu, topology)
         backings = {
             region: core.sharing.share(core.machine.region(region), region).mapping
             for region in lay.regions_to_share
@@ -135,7 +140,7 @@ class InServerCpu:
         self._bind(board)
         self._follow_irqs(board)
         core.devices.cpus[self.name] = self
-        self._waiting = list(cpu.devices)
+        self._waiting = declared_regions(cpu, topology)
         loop = asyncio.get_running_loop()
         self._thread = threading.Thread(
             target=self._run, args=(loop,), name=f"cpu-{self.name}", daemon=True
@@ -143,12 +148,16 @@ class InServerCpu:
         self._starter = loop.create_task(self._start_when_attached())
 
     async def _start_when_attached(self) -> None:
-        """Start the engine once the device processes the machine declares are attached."""
-        sessions = self.core.devices.sessions
-        missing = [name for name in self._waiting if name not in sessions]
-        if missing:
-            log.info("CPU waits for its devices", cpu=self.name, devices=missing)
-        while any(name not in sessions for name in self._waiting):
+        """Start the engine once the device processes the machine declares serve their
+        regions."""
+        served, regions = self.core.devices.served, self.core.machine.regions
+
+        def missing() -> list[str]:
+            return sorted({d for r, d in self._waiting.items() if served.get(regions[r]) != d})
+
+        if missing():
+            log.info("CPU waits for its devices", cpu=self.name, devices=missing())
+        while missing():
             await asyncio.sleep(0.05)
         assert self._thread is not None
         self._thread.start()

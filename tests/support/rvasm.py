@@ -72,6 +72,14 @@ def lw(rd: str, rs: str, off: int = 0) -> int:
     return _i(0x03, _r(rd), 2, _r(rs), off)
 
 
+def sb(rs2: str, rs1: str, off: int = 0) -> int:
+    return _s(0x23, 0, _r(rs1), _r(rs2), off)
+
+
+def lbu(rd: str, rs: str, off: int = 0) -> int:
+    return _i(0x03, _r(rd), 4, _r(rs), off)
+
+
 def slli(rd: str, rs: str, sh: int) -> int:
     return _i(0x13, _r(rd), 1, _r(rs), sh)
 

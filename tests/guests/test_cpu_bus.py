@@ -1,0 +1,109 @@
+"""How a CPU meets the bus, seen from a device the test plays itself (``RawDevice``): the CPU
+starts only once the device processes its machine declares serve their regions, a guest's
+store and the load after it reach the device together (one message, in order), and a store
+reaches the device even when the guest never touches the bus again. Both for a CPU in its own
+process (`mmiobus cpu run`) and one in the server (`serve --cpu`)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from mmiobus.client import Bus
+from mmiobus.v1 import devices_pb2
+from support.firmware import start_cpu
+from support.raw_device import RawDevice
+from support.rvasm import Program, jal, la, lbu, li, ref, sb, sd, sw
+from support.servers import start_server
+from support.wait import wait_for
+
+BASE, RESULT = 0x80000000, 0x80100000
+UART, TEST = 0x10000000, 0x100000
+LSR = 0x60  # what the test's "16550" answers for its line status
+
+
+def _guest(store_then_load: bool) -> Program:
+    """Store "A" to the UART's transmit register; then read its line status into RESULT and
+    power off, or spin forever."""
+    p = Program(BASE)
+    p.labels.update(result=RESULT)
+    p.emit(li("t0", UART), li("t1", ord("A")), sb("t1", "t0", 0))
+    if store_then_load:
+        p.emit(lbu("t2", "t0", 5), la("t3", "result"), sd("t2", "t3"))
+        p.emit(li("t0", TEST), li("t1", 0x5555), sw("t1", "t0"))
+    p.label("spin")
+    p.emit(ref(jal, "spin", "zero"))
+    return p
+
+
+class Cpu:
+    """riscv-virt with the guest on its CPU, in its own process or in the server; the UART is
+    left to the test."""
+
+    def __init__(self, tmp_path, program: Program, where: str) -> None:
+        image = tmp_path / "guest.bin"
+        image.write_bytes(program.to_bytes())
+        extra = ["--cpu", "cpu0", "--firmware", str(image)] if where == "server" else []
+        self.server = start_server("--machine", "riscv-virt", *extra)
+        self.process = None
+        if where == "process":
+            self.process = start_cpu(self.server.tcp, "--firmware", str(image), "--timeout", "60")
+
+    def log(self) -> str:
+        return self.process.log() if self.process is not None else self.server.log()
+
+    def summary(self) -> str:
+        """The run's summary once the guest powered off."""
+        if self.process is not None:
+            status, stdout, log = self.process.wait()
+            assert status == 0, log
+            return stdout
+        wait_for(lambda: "CPU stopped" in self.server.log(), 60, message=self.server.log)
+        return self.server.log()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.interrupt()
+            self.process.wait()
+        assert self.server.stop() == 0, self.server.log()
+
+
+@pytest.fixture(params=["process", "server"])
+def where(request) -> str:
+    return request.param
+
+
+def test_cpu_waits_for_its_device_to_claim_then_store_and_load_travel_together(tmp_path, where):
+    cpu = Cpu(tmp_path, _guest(store_then_load=True), where)
+    try:
+        with RawDevice(cpu.server.tcp) as uart:
+            uart.hello("uart0")
+            wait_for(lambda: "waits for its devices" in cpu.log(), 30, message=cpu.log)
+            # Attached but not serving uart0 yet: a CPU started now would read an absent
+            # device and stop on a bus fault. Give it the time to do so.
+            time.sleep(0.5)
+            uart.claim("uart0")
+            accesses, messages = uart.accesses(2)
+            assert messages == 1  # the held store went out with the load
+            store, load = accesses
+            assert (store.write, store.offset, store.size, store.value) == (True, 0, 1, ord("A"))
+            assert store.posted
+            assert (load.write, load.offset, load.size) == (False, 5, 1)
+            uart.answer(devices_pb2.AccessReply(id=load.id, value=LSR))
+            assert "guest_exit" in cpu.summary()
+        with Bus(cpu.server.tcp) as client:
+            assert int.from_bytes(client.read(RESULT, 8), "little") == LSR
+    finally:
+        cpu.stop()
+
+
+def test_a_store_reaches_the_device_though_the_guest_never_reads_again(tmp_path, where):
+    cpu = Cpu(tmp_path, _guest(store_then_load=False), where)
+    try:
+        with RawDevice(cpu.server.tcp) as uart:
+            uart.hello("uart0")
+            uart.claim("uart0")
+            (store,), _ = uart.accesses(1)  # sent at the end of the CPU's slice
+            assert (store.write, store.offset, store.value) == (True, 0, ord("A"))
+    finally:
+        cpu.stop()
