@@ -10,7 +10,7 @@ need no reinstall); it reinstalls when pyproject.toml changes, and makes .venv a
 another Python version made it. Two runs at once take turns (a lock file beside .venv).
 
 `test` and `bench` also install the Debian packages some tests need (QEMU, OpenSBI, U-Boot,
-dtc, Icarus Verilog: SYSTEM_PACKAGES below) when one is missing and dev.py runs as root where
+dtc, Icarus Verilog, ...: SYSTEM_PACKAGES below) when one is missing and dev.py runs as root where
 apt-get exists; if that fails, the tests that need them skip and say why. Set
 MMIOBUS_NO_SYSTEM_PACKAGES=1 to skip this step.
 """
@@ -59,6 +59,9 @@ SYSTEM_PACKAGES = [
     "qemu-system-arm",
     "qemu-system-misc",
     "iverilog",
+    "openssl",  # certificates for the TLS tests
+    "iproute2",  # network namespaces: devices on other hosts
+    "zsh",  # only to check the syntax of `mmiobus completion zsh`
 ]
 # pip's and apt's lines that say what they are doing now, for the progress line.
 _STEPS = ("Collecting", "Downloading", "Building", "Installing", "Get:", "Unpacking", "Setting up")

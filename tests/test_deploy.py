@@ -159,3 +159,16 @@ def _bench_client():
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def test_pyproject_lists_every_package():
+    """A non-editable install (the image's `pip install .`) has only the packages listed: each
+    folder with an ``__init__.py`` under a mapped one must be listed too."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    found = set()
+    for package, folder in setuptools["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join((package, *relative)))
+    assert found <= listed, sorted(found - listed)
