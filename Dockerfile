@@ -9,6 +9,9 @@ COPY client client
 COPY devices devices
 COPY cli cli
 COPY cpu cpu
+COPY peers peers
+COPY qemu qemu
+COPY rtl rtl
 COPY proto proto
 COPY bench bench
 COPY deploy deploy

@@ -11,6 +11,7 @@ import typing
 from typing import Any
 
 from . import args as a
+from . import qemu, rtl
 from .console import run_until_interrupted
 from .errors import CommandError
 
@@ -88,6 +89,8 @@ def register(sub: Any) -> None:
     )
     a.add_log_options(p)
     p.set_defaults(func=cmd_device_run)
+    for peer in (qemu, rtl):  # devices served by another program: QEMU, an HDL simulator
+        peer.register_device(group)
 
 
 # What to do about each refusal, by gRPC status name.

@@ -1,0 +1,56 @@
+"""A QMP client (QEMU's JSON machine protocol) for the few questions the adapters ask:
+the machine's object tree (``qom-list``) and monitor commands (``info mtree -f``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+
+class QmpError(Exception):
+    """QEMU answered a QMP command with an error; carries QEMU's description."""
+
+
+class Qmp:
+    """One QMP connection, capabilities negotiated; one command at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._lock = asyncio.Lock()
+
+    async def handshake(self) -> None:
+        """Read QEMU's greeting and leave capabilities negotiation mode."""
+        await self._reader.readline()
+        await self.execute("qmp_capabilities")
+
+    async def execute(self, command: str, **arguments: Any) -> Any:
+        """Run ``command``; its ``return`` value, or ``QmpError``. Events are skipped."""
+        async with self._lock:
+            msg: dict[str, Any] = {"execute": command}
+            if arguments:
+                msg["arguments"] = arguments
+            self._writer.write(json.dumps(msg).encode() + b"\n")
+            while True:
+                raw = await self._reader.readline()
+                if not raw:
+                    raise QmpError("QEMU closed its QMP connection")
+                answer = json.loads(raw)
+                if "return" in answer:
+                    return answer["return"]
+                if "error" in answer:
+                    raise QmpError(answer["error"].get("desc", str(answer["error"])))
+
+    async def hmp(self, command_line: str) -> str:
+        """A human monitor command's text (``info mtree -f``)."""
+        text = await self.execute("human-monitor-command", **{"command-line": command_line})
+        return str(text)
+
+    async def qom_list(self, path: str) -> list[dict[str, str]]:
+        """The properties of the object at ``path`` (``name``, ``type``)."""
+        return list(await self.execute("qom-list", path=path))
+
+    def close(self) -> None:
+        if not self._writer.is_closing():
+            self._writer.close()
