@@ -12,6 +12,7 @@ COPY cpu cpu
 COPY peers peers
 COPY qemu qemu
 COPY rtl rtl
+COPY testbench testbench
 COPY proto proto
 COPY bench bench
 COPY deploy deploy

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-SUITES = ["memory", "network", "devices", "trace", "peers"]
+SUITES = ["memory", "network", "devices", "trace", "guest", "auth", "benches", "soak", "peers"]
 
 
 def main(argv: list[str]) -> int:

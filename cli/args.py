@@ -16,6 +16,7 @@ from .errors import CommandError, UsageError
 
 if TYPE_CHECKING:
     from mmiobus.client import Bus
+    from mmiobus.credentials import Credentials
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("console", "json")
@@ -177,7 +178,7 @@ def resolve_server(server: str | None) -> str:
 
 
 def add_server_option(parser: argparse.ArgumentParser, help: str | None = None) -> None:
-    """``--server/-s ADDR``."""
+    """``--server/-s ADDR`` and the credentials to present there."""
     parser.add_argument(
         "--server",
         "-s",
@@ -186,6 +187,69 @@ def add_server_option(parser: argparse.ArgumentParser, help: str | None = None) 
         help=help
         or "HOST:PORT or unix:PATH of the bus (default: $MMIOBUS_SERVER or 127.0.0.1:7170)",
     )
+    add_credential_options(parser)
+
+
+def add_credential_options(parser: argparse.ArgumentParser) -> None:
+    """``--token-file``, ``--tls-ca``, ``--tls-cert``, ``--tls-key``, ``--tls-server-name``:
+    what to present to a bus that asks for credentials (each defaults to its variable)."""
+    g = parser.add_argument_group(
+        "credentials",
+        "For a bus that asks for them (`serve --auth`, TLS). Secrets come from files or the "
+        "environment, never the command line: $MMIOBUS_TOKEN holds a token itself.",
+    )
+    g.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="a file holding the token to present (default: $MMIOBUS_TOKEN, else "
+        "$MMIOBUS_TOKEN_FILE)",
+    )
+    g.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        help="connect with TLS, trusting the bus's certificate if this CA (PEM) signed it "
+        "(default: $MMIOBUS_TLS_CA)",
+    )
+    g.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="a client certificate (PEM) for mutual TLS, with --tls-key (default: "
+        "$MMIOBUS_TLS_CERT)",
+    )
+    g.add_argument(
+        "--tls-key",
+        metavar="FILE",
+        help="the client certificate's private key (default: $MMIOBUS_TLS_KEY)",
+    )
+    g.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="the name the bus's certificate must carry, when the address does not (default: "
+        "$MMIOBUS_TLS_SERVER_NAME, else the address's host)",
+    )
+
+
+def credentials(args: argparse.Namespace) -> Credentials:
+    """The credentials the command's options and the environment give."""
+    from mmiobus.credentials import Credentials, CredentialsError
+
+    try:
+        loaded = Credentials.load(
+            token_file=getattr(args, "token_file", None),
+            tls_ca=getattr(args, "tls_ca", None),
+            tls_cert=getattr(args, "tls_cert", None),
+            tls_key=getattr(args, "tls_key", None),
+            server_name=getattr(args, "tls_server_name", None),
+        )
+    except CredentialsError as e:
+        raise CommandError(str(e)) from None
+    token = getattr(args, "token", None)  # `device run` and `cpu run` still take --token
+    if not token:
+        return loaded
+    try:
+        return loaded.with_token(token)
+    except CredentialsError as e:
+        raise CommandError(f"--token: {e}") from None
 
 
 def add_timeout_option(parser: argparse.ArgumentParser) -> None:
@@ -255,6 +319,7 @@ def connect(args: argparse.Namespace) -> Bus:
         address_space=getattr(args, "address_space", "") or "",
         attrs=MemTxAttrs(requester_id=rid) if rid else None,
         timeout=args.timeout,
+        credentials=credentials(args),
     )
     space = getattr(args, "address_space", "")
     spaces = [s.id for s in bus.info.address_spaces]

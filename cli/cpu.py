@@ -60,7 +60,11 @@ def register(sub: Any) -> None:
         action="store_true",
         help="do not count instructions (faster; the summary then has no count)",
     )
-    p.add_argument("--token", help="credentials, when the bus requires them")
+    p.add_argument(
+        "--token",
+        help="the token itself; other local users can read it (`ps`): prefer --token-file or "
+        "$MMIOBUS_TOKEN",
+    )
     p.add_argument(
         "--no-reconnect",
         action="store_true",
@@ -79,6 +83,10 @@ def cmd_cpu_run(args: argparse.Namespace) -> int:
     from mmiobus.server import logs
 
     logs.configure(args.log_format, args.log_level)
+    if args.token:
+        from .device_run import warn_token_option
+
+        warn_token_option()
     frontend = CpuFrontend(
         a.resolve_server(args.server),
         args.name,
@@ -87,6 +95,7 @@ def cmd_cpu_run(args: argparse.Namespace) -> int:
         reconnect=not args.no_reconnect,
         count_instructions=not args.no_count,
         arch=args.arch,
+        credentials=a.credentials(args),
     )
     if args.max_instructions is not None and args.no_count:
         raise CommandError("--max-instructions needs the count: drop --no-count")

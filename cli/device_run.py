@@ -81,7 +81,11 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="constructor argument (YAML value; repeatable)",
     )
-    p.add_argument("--token", help="credentials, when the bus requires them (serve --device-token)")
+    p.add_argument(
+        "--token",
+        help="the token itself, for a bus started with --device-token; other local users can "
+        "read it (`ps`): prefer --token-file or $MMIOBUS_TOKEN",
+    )
     p.add_argument(
         "--no-reconnect",
         action="store_true",
@@ -94,10 +98,13 @@ def register(sub: Any) -> None:
 
 
 # What to do about each refusal, by gRPC status name.
+_CHECK_TOKEN = (
+    "check the token (--token-file, $MMIOBUS_TOKEN or --token) against the bus's --auth file "
+    "or --device-token"
+)
 _ADVICE = {
     "ALREADY_EXISTS": "stop the other one, or choose another --name",
-    "PERMISSION_DENIED": "check --token (the bus's serve --device-token)",
-    "UNAUTHENTICATED": "check --token (the bus's serve --device-token)",
+    "UNAUTHENTICATED": _CHECK_TOKEN,
     "NOT_FOUND": "`mmiobus regions` lists the regions of the bus",
 }
 
@@ -150,8 +157,11 @@ def cmd_device_run(args: argparse.Namespace) -> int:
     def ready(runner: DeviceRunner, regions: list[Any]) -> None:
         ids = ", ".join(r.id for r in regions)
         print(f"mmiobus device {runner.name}: serving {ids} on {runner.server}", flush=True)
+        if args.token:
+            warn_token_option()
 
     server = a.resolve_server(args.server)
+    credentials = a.credentials(args)
     runner = DeviceRunner(
         device,
         server,
@@ -161,6 +171,7 @@ def cmd_device_run(args: argparse.Namespace) -> int:
         token=args.token or "",
         reconnect=not args.no_reconnect,
         on_ready=ready,
+        credentials=credentials,
     )
     try:
         run_until_interrupted(runner.run())
@@ -169,6 +180,16 @@ def cmd_device_run(args: argparse.Namespace) -> int:
     except grpc.RpcError as e:  # --no-reconnect, and the bus cannot be reached
         raise CommandError(str(from_rpc_error(e, server))) from None
     return 0
+
+
+def warn_token_option() -> None:
+    """Say once that --token shows the secret to every local user (said once attached, so that
+    a refusal stays one line)."""
+    import structlog
+
+    structlog.get_logger("mmiobus.device").warning(
+        "--token is visible to other local users (ps); use --token-file FILE or $MMIOBUS_TOKEN"
+    )
 
 
 def device_arguments(cls: type, items: list[str]) -> dict[str, Any]:

@@ -59,7 +59,16 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_import_qemu)
 
-    p = sub.add_parser("schema", help="print the JSON Schema of machine descriptions")
+    p = sub.add_parser(
+        "schema", help="print the JSON Schema of machine descriptions (or of bench files)"
+    )
+    p.add_argument(
+        "format",
+        nargs="?",
+        choices=["machine", "bench"],
+        default="machine",
+        help="machine descriptions, or bench files (`mmiobus up`) (default: %(default)s)",
+    )
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser(
@@ -120,7 +129,12 @@ def cmd_import_qemu(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    """``mmiobus schema``: the JSON Schema of machine descriptions."""
+    """``mmiobus schema [machine|bench]``: the JSON Schema of machine descriptions or benches."""
+    if args.format == "bench":
+        from mmiobus.testbench.schema import json_schema as bench_schema
+
+        out(bench_schema())
+        return 0
     from mmiobus.machine.schema import json_schema
 
     out(json_schema())

@@ -4,7 +4,8 @@
 Command groups, one module each: ``serve``; ``machine`` (mtree, schema, import-qemu);
 ``memory`` (read, write); ``transfer`` (load, dump, fill); ``topology`` (apply); ``regions``;
 ``info``; ``devices`` (devices, reset-device, irqs); ``device_run`` (device run); ``cpu`` (cpu
-run); ``trace`` (trace, replay); ``monitor``; ``completion``. Shared argument types live in ``args``.
+run); ``trace`` (trace, replay); ``monitor``; ``up`` and ``compose`` (benches);
+``completion``. Shared argument types live in ``args``.
 
 Exit statuses: 0 success, 1 an error, 2 a usage error, 3 a bus fault, 4 differences found by
 ``replay`` (``errors``). Heavy imports happen inside the commands, so ``mmiobus --help``
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 from . import (
     completion,
+    compose,
     cpu,
     device_run,
     devices,
@@ -33,6 +35,7 @@ from . import (
     topology,
     trace,
     transfer,
+    up,
 )
 from .errors import EXIT_ERROR, EXIT_FAULT, EXIT_INTERRUPTED, CommandError
 
@@ -51,6 +54,8 @@ GROUPS = (
     pci_proxy,
     trace,
     monitor,
+    up,
+    compose,
     completion,
 )
 

@@ -40,12 +40,23 @@ def register(sub: Any) -> None:
         "127.0.0.1:7170; a missing port is 7170; port 0 picks a free one)",
     )
     a.add_log_options(p)
+    p.add_argument(
+        "--metrics",
+        action="append",
+        type=_metrics_address,
+        metavar="ADDR",
+        help="serve Prometheus/OpenMetrics metrics at http://ADDR/metrics: HOST:PORT (a missing "
+        "port is 9170, 0 picks a free one) or unix:PATH; repeatable (default: none, and "
+        "nothing is counted)",
+    )
     limits = (
         ("--max-access-bytes", a.number, d.max_access_bytes, "the largest read or write of one access"),
         ("--max-batch-bytes", a.number, d.max_batch_bytes, "bytes read and written by one batch or stream message"),
         ("--max-batch-accesses", int, d.max_batch_accesses, "accesses in one batch or stream message"),
         ("--max-topology-ops", int, d.max_topology_ops, "operations in one topology transaction"),
         ("--max-message-bytes", a.number, d.max_message_bytes, "the largest gRPC message"),
+        ("--max-ram-bytes", a.number, d.max_ram_bytes, "RAM, ROM and ROM-device bytes clients may create while the server runs"),
+        ("--max-device-queue", a.number, d.max_device_queue_bytes, "bytes waiting to go to one device before its session ends (it stopped reading)"),
     )  # fmt: skip
     for option, kind, default, what in limits:
         p.add_argument(
@@ -74,8 +85,10 @@ def register(sub: Any) -> None:
         "--device-token",
         action="append",
         metavar="TOKEN",
-        help="devices must present this token to attach (repeat to accept several)",
+        help="devices must present this token to attach (repeat to accept several); other "
+        "local users can read it (`ps`): prefer an --auth file",
     )
+    add_security_options(p)
     p.add_argument(
         "--trace-queue",
         type=int,
@@ -107,7 +120,99 @@ def register(sub: Any) -> None:
         metavar="PC",
         help="stop the CPU when it reaches this address (the server goes on)",
     )
+    cpu.add_argument(
+        "--no-count",
+        action="store_true",
+        help="do not count the CPU's instructions (faster; no count in its summary)",
+    )
     p.set_defaults(func=cmd_serve)
+
+
+def add_security_options(p: argparse.ArgumentParser) -> None:
+    """``--auth``, TLS, ``--insecure`` and ``--socket-mode``."""
+    g = p.add_argument_group(
+        "security",
+        "Who may reach the bus and what they may do. Without --auth, every caller may do "
+        "everything, which is for loopback and unix sockets: listening elsewhere needs --auth "
+        "or --tls-client-ca, or --insecure.",
+    )
+    g.add_argument(
+        "--auth",
+        metavar="FILE",
+        help="identities (tokens, client certificates) and their roles, in YAML: read, write, "
+        "trace, topology, device, admin (README, Security)",
+    )
+    g.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="require the token in FILE of every caller, who may then do everything (one "
+        "shared secret; for roles, --auth)",
+    )
+    g.add_argument(
+        "--tls-cert", metavar="FILE", help="the bus's certificate chain (PEM): TLS on TCP"
+    )
+    g.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
+    g.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="mutual TLS: every TLS caller presents a certificate this CA (PEM) signed; "
+        "--auth names identities by certificate (without --auth, each such caller may do "
+        "everything)",
+    )
+    g.add_argument(
+        "--insecure",
+        action="store_true",
+        help="listen beyond loopback without authentication (and say so in the log)",
+    )
+    g.add_argument(
+        "--socket-mode",
+        type=_octal,
+        default=0o600,
+        metavar="MODE",
+        help="permissions of unix sockets, in octal (default: 0600: their owner only)",
+    )
+
+
+def _octal(text: str) -> int:
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an octal mode (e.g. 0600 or 0660)"
+        ) from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"{text}: a mode is between 0 and 0777")
+    return value
+
+
+def _security(args: argparse.Namespace) -> Any:
+    """The ``Security`` the options ask for; one error line when a file is wrong."""
+    from mmiobus.credentials import CredentialsError, read_pem
+    from mmiobus.server.auth_file import AuthFileError, load_policy, shared_token_policy
+    from mmiobus.server.auth_listen import check_tls_files
+    from mmiobus.server.config import Security, ServerTls
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together: the certificate and its key")
+    if args.auth and args.token_file:
+        raise UsageError("give --auth or --token-file (an --auth identity can have a token_file)")
+    if args.tls_client_ca and not args.tls_cert:
+        raise UsageError("--tls-client-ca needs the bus's own --tls-cert and --tls-key")
+    try:
+        policy = load_policy(args.auth) if args.auth else None
+        if args.token_file:
+            policy = shared_token_policy(args.token_file)
+        tls = None
+        if args.tls_cert:
+            check_tls_files(args.tls_cert, args.tls_key, args.tls_client_ca)
+            tls = ServerTls(
+                read_pem(args.tls_cert, "--tls-cert"),
+                read_pem(args.tls_key, "--tls-key"),
+                read_pem(args.tls_client_ca, "--tls-client-ca") if args.tls_client_ca else None,
+            )
+    except (AuthFileError, CredentialsError, ValueError) as e:
+        raise CommandError(str(e)) from None
+    return Security(policy, tls, args.insecure, args.socket_mode)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -117,6 +222,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mmiobus.server.config import Limits, ServerConfig, TraceSettings
 
     logs.configure(args.log_format, args.log_level)
+    security = _security(args)
+    if args.device_token:
+        import structlog
+
+        structlog.get_logger("mmiobus.server").warning(
+            "--device-token is visible to other local users (ps); prefer --auth FILE"
+        )
     if args.config:
         machine = Machine.from_file(args.config, require_address_space=True)
     else:
@@ -130,12 +242,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 max_topology_ops=args.max_topology_ops,
                 max_message_bytes=args.max_message_bytes,
                 grace_seconds=args.grace,
+                max_ram_bytes=args.max_ram_bytes,
+                max_device_queue_bytes=args.max_device_queue,
             ),
             trace=TraceSettings(
                 queue_capacity=args.trace_queue, max_data_limit=args.trace_max_data
             ),
             device_deadline_ms=args.device_deadline,
             device_tokens=frozenset(args.device_token or []),
+            security=security,
+            metrics=tuple(args.metrics or ()),
         )
     except ValueError as e:
         message = str(e)
@@ -151,11 +267,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             known = ", ".join(machine.cpus) or "none; try --machine riscv-virt"
             raise CommandError(f"--cpu: the machine has no CPU named {args.cpu!r} (its CPUs: "
                                f"{known})")  # fmt: skip
-        cpus[args.cpu] = CpuRun(args.firmware, args.payload, args.until)
-    elif args.firmware or args.payload or args.until is not None:
+        cpus[args.cpu] = CpuRun(
+            args.firmware, args.payload, args.until, count_instructions=not args.no_count
+        )
+    elif args.firmware or args.payload or args.until is not None or args.no_count:
         raise UsageError("--firmware, --payload and --until go with --cpu NAME")
+    from mmiobus.server.auth_listen import ExposureError
+
     try:
         return app.serve_forever(machine, config, args.listen or [], _ready, cpus)
+    except ExposureError as e:
+        raise CommandError(str(e)) from None
     except app.ListenError as e:
         raise CommandError(_why_not(args.listen or [app.DEFAULT_LISTEN], str(e))) from None
 
@@ -195,6 +317,15 @@ def _why_not(addresses: list[str], message: str) -> str:
                     return f"cannot listen on {address}: {host} is not an address of this host"
                 return f"cannot listen on {address}: {e.strerror}"
     return message
+
+
+def _metrics_address(text: str) -> str:
+    from mmiobus.server.metrics import metrics_address
+
+    try:
+        return metrics_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _ready(addresses: list[str]) -> None:

@@ -28,6 +28,7 @@ OPERATIONS = [
     ("set_readonly", "id, readonly", "", "set a region's readonly flag"),
     ("set_romd", "id, romd_mode", "", "switch a ROM device between ROMD and MMIO mode"),
     ("create_address_space", "id, root", "name", "a new address space rooted at a region"),
+    ("delete_address_space", "id", "", "delete an address space (its regions stay)"),
 ]  # fmt: skip
 
 EXAMPLE = """\

@@ -158,6 +158,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     filters = _filters(args)
     server = a.resolve_server(args.server)
+    credentials = a.credentials(args)
     # --out FILE: written beside FILE, which it replaces once the bus has sent an event (the
     # subscription works) or the trace ended without an error: a recording already at FILE
     # survives a bus that cannot be reached or refuses the filters.
@@ -169,7 +170,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     async def record() -> None:
         count = 0
-        async with AsyncBus(server, timeout=args.timeout) as bus:
+        async with AsyncBus(server, timeout=args.timeout, credentials=credentials) as bus:
             async with asyncio.timeout(args.duration or None):
                 async for event in bus.trace(**filters):
                     if target is not None:

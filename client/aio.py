@@ -7,6 +7,7 @@ from contextlib import aclosing
 from typing import Any, Literal, TypeVar, Unpack, overload
 
 import grpc
+from mmiobus.credentials import Credentials
 from mmiobus.endpoints import default_server, open_channel, parse_address
 from mmiobus.memory.access import MemTxAttrs, MemTxResult
 from mmiobus.memory.addrspace import ReadResult
@@ -42,7 +43,8 @@ class AsyncBus:
     ``mmiobus.endpoints.AddressError``). ``address_space`` and ``attrs`` are defaults for
     every access; each call may override them. Accesses raise ``BusFault`` when the bus
     answers with a fault; pass ``check=False`` to get the result instead. ``timeout``
-    (seconds) bounds each call.
+    (seconds) bounds each call. ``credentials`` (a token, TLS) default to the environment's
+    (``MMIOBUS_TOKEN``, ``MMIOBUS_TLS_CA``, ...: see ``mmiobus.credentials``).
     """
 
     def __init__(
@@ -52,9 +54,11 @@ class AsyncBus:
         address_space: str = "",
         attrs: MemTxAttrs | None = None,
         timeout: float | None = 30.0,
+        credentials: Credentials | None = None,
     ) -> None:
         self.address = parse_address(address or default_server())
         self.timeout = timeout
+        self.credentials = credentials
         self._requests = Requests(address_space, attrs)
         self._channel: grpc.aio.Channel | None = None
         self._stub: bus_pb2_grpc.BusStub | None = None
@@ -66,7 +70,7 @@ class AsyncBus:
     async def connect(self) -> AsyncBus:
         """Open the channel and ask the server what it is (fails fast if nothing answers)."""
         if self._channel is None:
-            self._channel = open_channel(self.address)
+            self._channel = open_channel(self.address, credentials=self.credentials)
             self._stub = bus_pb2_grpc.BusStub(self._channel)
             self._devices = devices_pb2_grpc.DevicesStub(self._channel)
         if self._info is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from typing import Any, Literal, TypeVar, Unpack, overload
 
+from mmiobus.credentials import Credentials
 from mmiobus.memory.access import MemTxAttrs, MemTxResult
 from mmiobus.memory.addrspace import ReadResult
 from mmiobus.v1 import bus_pb2 as pb
@@ -36,8 +37,15 @@ class Bus:
         address_space: str = "",
         attrs: MemTxAttrs | None = None,
         timeout: float | None = 30.0,
+        credentials: Credentials | None = None,
     ) -> None:
-        bus = AsyncBus(address, address_space=address_space, attrs=attrs, timeout=timeout)
+        bus = AsyncBus(
+            address,
+            address_space=address_space,
+            attrs=attrs,
+            timeout=timeout,
+            credentials=credentials,
+        )
         self._loop: LoopThread | None = LoopThread()
         try:
             self._bus = self._loop.run(_connect(bus))

@@ -216,6 +216,10 @@ class Transaction:
             )
         )
 
+    def delete_address_space(self, id: str) -> Transaction:
+        """Delete an address space (its regions stay); its topology watchers' streams end."""
+        return self._add(delete_address_space=pb.DeleteAddressSpace(id=_str(id, "id")))
+
 
 OPERATIONS = [
     name
@@ -256,21 +260,34 @@ def from_yaml(text: str, base_dir: Path | str = ".", source: str = "") -> Transa
                 f"ops[{i}].{name}: expected fields such as {{id: ...}}, not {fields!r}"
             )
         fields = dict(fields)
-        if name == "create_region" and "file" in fields:
-            path = Path(base_dir) / str(fields.pop("file"))
-            try:
-                fields["contents"] = path.read_bytes()
-            except OSError as e:
-                raise ValueError(
-                    f"ops[{i}].create_region.file: cannot read {path}: {e.strerror}"
-                ) from None
         method = getattr(t, name)
         try:
+            if name == "create_region" and "file" in fields:
+                contents = _file_contents(fields.pop("file"), fields.get("size"), base_dir)
+                if contents is not None:
+                    fields["contents"] = contents
             _check_fields(method, fields)
             method(**fields)
         except ValueError as e:
             raise ValueError(f"ops[{i}].{name}: {e}") from None
     return t
+
+
+def _file_contents(file: Any, size: Any, base_dir: Path | str) -> bytes | None:
+    """The contents ``file: PATH`` gives a region of ``size`` bytes, read as machine
+    descriptions read theirs: never more than the region holds (a bigger file, or one that is
+    not a regular file, is refused before it is read). None when the size itself is wrong,
+    which the operation then reports."""
+    from mmiobus.machine.contents import ContentsError, load_file_contents
+
+    try:
+        limit = parse_region_size(size)
+    except (ValueError, TypeError):
+        return None
+    try:
+        return load_file_contents(str(file), Path(base_dir), limit)
+    except ContentsError as e:
+        raise ValueError(f"file: {e}") from None
 
 
 def _check_fields(method: Any, fields: dict[Any, Any]) -> None:

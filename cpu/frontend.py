@@ -29,6 +29,7 @@ from typing import Any
 import grpc
 import structlog
 from mmiobus.client.loopthread import LoopThread
+from mmiobus.credentials import Credentials
 from mmiobus.devices import Device, DeviceRunner
 from mmiobus.devices.host import DmaRequest
 from mmiobus.devices.runner import RemoteHost
@@ -104,8 +105,11 @@ class CpuFrontend:
         reconnect: bool = True,
         count_instructions: bool = True,
         arch: str | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.server = server
+        creds = Credentials.from_env() if credentials is None else credentials
+        self.credentials = creds.with_token(token) if token else creds
         self.arch = arch
         self.name = name
         self.images = images or Images()
@@ -195,6 +199,7 @@ class CpuFrontend:
             claims=sorted(set(cpu.board_devices.values())),
             token=self.token,
             reconnect=self.reconnect,
+            credentials=self.credentials,
         )
         await runner.run()
         if self.board is None:
@@ -206,7 +211,7 @@ class CpuFrontend:
         delay = 0.1
         while True:
             try:
-                async with open_channel(self.server) as channel:
+                async with open_channel(self.server, credentials=self.credentials) as channel:
                     stub = bus_pb2_grpc.BusStub(channel)
                     info = await stub.GetInfo(pb.GetInfoRequest(), timeout=10)
                     topology = await stub.GetTopology(
@@ -242,7 +247,7 @@ class CpuFrontend:
         prints to its console first thing)."""
         declared = declared_regions(cpu, topology)
         said = False
-        async with open_channel(self.server) as channel:
+        async with open_channel(self.server, credentials=self.credentials) as channel:
             stub = devices_pb2_grpc.DevicesStub(channel)
             while True:
                 attached = await stub.ListDevices(dpb.ListDevicesRequest(), timeout=10)

@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 import structlog
+from mmiobus.credentials import Credentials
 from mmiobus.endpoints import open_channel
 from mmiobus.memory.access import MemTxAttrs, MemTxResult
 from mmiobus.v1 import bus_pb2 as bpb
@@ -385,6 +386,7 @@ class DeviceRunner:
         reconnect: bool = True,
         on_ready: Callable[[DeviceRunner, list[RegionInfo]], None] | None = None,
         name_grace: float = NAME_GRACE,
+        credentials: Credentials | None = None,
     ) -> None:
         if not claims and placement is None:
             raise ValueError("a device needs a region: claim one, or place one with --at")
@@ -393,7 +395,11 @@ class DeviceRunner:
         self.name = name
         self.claims = list(claims or [])
         self.placement = placement
-        self.token = token
+        # ``credentials`` default to the environment's; ``token`` (also sent in hello, for a
+        # bus started with --device-token) replaces theirs.
+        creds = Credentials.from_env() if credentials is None else credentials
+        self.credentials = creds.with_token(token) if token else creds
+        self.token = self.credentials.token
         self.reconnect = reconnect
         self.on_ready = on_ready
         self.name_grace = name_grace
@@ -449,7 +455,7 @@ class DeviceRunner:
             delay = min(delay * 2, 5.0)
 
     async def _session(self) -> bool:
-        async with open_channel(self.server) as channel:
+        async with open_channel(self.server, credentials=self.credentials) as channel:
             call = devices_pb2_grpc.DevicesStub(channel).Attach()
             host = RemoteHost(self, call)
             await call.write(

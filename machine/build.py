@@ -369,6 +369,25 @@ class Machine:
         self.system._record(undo)
         return as_
 
+    def delete_address_space(self, key: str) -> None:
+        """Delete the address space with id ``key`` (``MemorySystem.remove_address_space``);
+        its regions stay. Refused (``InUseError``) while a CPU of the machine runs in it."""
+        as_ = self.spaces.get(key)
+        if as_ is None:
+            raise NotFoundError(f"no address space with id {key!r}")
+        for name, cpu in self.cpus.items():
+            if (cpu.address_space or self.space_id(self.system.address_spaces[0])) == key:
+                raise InUseError(f"address space {key!r} is where CPU {name!r} runs")
+        self.system.remove_address_space(as_)
+        before = dict(self.spaces)
+        del self.spaces[key]
+
+        def undo() -> None:
+            self.spaces.clear()
+            self.spaces.update(before)  # in creation order again
+
+        self.system._record(undo)
+
 
 def _check_devices(entries: list[_Entry], problems: Problems) -> None:
     """Each device the server would run itself imports, is a ``Device`` and takes its args."""

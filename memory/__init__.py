@@ -36,6 +36,7 @@ from .errors import (
     MemoryModelError,
     NotMappedError,
     RegionInUseError,
+    RenderWorkError,
     TransactionError,
 )
 from .flatview import FlatRange, FlatView, flatview_root, render
@@ -72,6 +73,7 @@ __all__ = [
     "ReadResult",
     "RegionInUseError",
     "RegionKind",
+    "RenderWorkError",
     "TransactionError",
     "Unassigned",
     "flatview_root",

@@ -9,15 +9,20 @@ take it from there. ``MemTxResult`` bits of every piece are OR-combined, the loo
 early, and the address wraps at 2**64. The rules are ACCESS, PIECE, HOLE and ROM in
 ``docs/memory-rules.md``.
 
-Every piece of an access is issued first — so a remote device receives them together, in
+The pieces of an access are issued first — so a remote device receives them together, in
 order — and only then are awaitables collected: the loops return their result directly when
 nothing needs awaiting (always the case for RAM, ROM and synchronous ops, which therefore never
 touch the event loop), and otherwise a ``PendingRead``/``PendingWrite`` whose ``settle()``
-coroutine awaits the pieces in issue order.
+coroutine awaits the pieces in issue order. An access that would hand more than
+``MAX_PIECES`` pieces to ops issues them in rounds instead (PIECE-4), so that one access can
+neither hold the event loop nor flood a device; runs of pieces that every op would refuse alike
+(holes) are answered together (HOLE-1).
 """
 
 from __future__ import annotations
 
+import asyncio
+from bisect import bisect_right
 from typing import Any
 
 from .access import MASK64, TWO64, UNASSIGNED_MEM_OPS, MemoryRegionOps, MemTxAttrs
@@ -26,8 +31,11 @@ from .dispatch import (
     MEMTX_DECODE_ERROR,
     DevicePiece,
     device_big_endian,
+    engaged_owners,
     memory_region_dispatch_read,
     memory_region_dispatch_write,
+    reset_engaged_owners,
+    set_engaged_owners,
 )
 from .flatview import FlatView
 from .region import MemoryRegion, RegionKind
@@ -87,70 +95,160 @@ def _translate(fv: FlatView, addr: int, length: int) -> tuple[MemoryRegion, int,
     return mr, fr.offset + (addr - fr.start), length
 
 
-class PendingRead:
-    """A read whose device pieces still need awaiting (``await pending.settle()``)."""
+MAX_PIECES = 1024
+"""How many pieces one access hands to ops before it lets others run (PIECE-4): an access that
+needs more is carried on in rounds of this many, each issued once the previous round has been
+answered (or, when the ops answered at once, after one turn of the event loop). A 1 MiB read
+of a byte-wide device would otherwise issue a million forwarded accesses at once."""
 
-    __slots__ = ("buf", "pieces", "result")
+
+class PendingRead:
+    """A read whose device pieces still need awaiting (``await pending.settle()``), and which
+    may have more rounds of pieces to issue (PIECE-4)."""
+
+    __slots__ = ("buf", "pieces", "result", "resume")
 
     def __init__(self, buf: bytearray, result: int) -> None:
         self.buf = buf
         self.result = result
         self.pieces: list[tuple[int, int, bool, DevicePiece]] = []
+        # Where the next round starts: (view, addr, pos, length, attrs, native_big, chain,
+        # max_pieces), or None when every piece has been issued.
+        self.resume: tuple[Any, ...] | None = None
 
     async def settle(self) -> tuple[bytes, int]:
-        """Await the device pieces in issue order and answer ``(bytes, result bits)``, the bytes
-        always the access's full length. Call once; afterwards the pending read is spent."""
+        """Await the device pieces in issue order, issuing the later rounds as the earlier ones
+        are answered, and answer ``(bytes, result bits)``, the bytes always the access's full
+        length. Call once; afterwards the pending read is spent."""
         buf, result = self.buf, self.result
-        for pos, n, big, piece in self.pieces:
-            value, r = await piece.settle_read()
-            buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
-                n, "big" if big else "little"
-            )
-            result |= r
-        return bytes(buf), result
+        while True:
+            pieces, self.pieces = self.pieces, []
+            for pos, n, big, piece in pieces:
+                value, r = await piece.settle_read()
+                buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
+                    n, "big" if big else "little"
+                )
+                result |= r
+            resume, self.resume = self.resume, None
+            if resume is None:
+                return bytes(buf), result
+            if not pieces:  # the last round was answered at once: let others run first
+                await asyncio.sleep(0)
+            fv, addr, pos, length, attrs, native_big, chain, max_pieces = resume
+            token = set_engaged_owners(chain)
+            try:
+                result |= _read_run(fv, addr, pos, length, attrs, native_big, max_pieces, self)
+            finally:
+                reset_engaged_owners(token)
 
     def abandon(self) -> None:
         """Drop the read without awaiting it: close the awaitables that are coroutines, so no
-        "never awaited" warning is left behind. Device pieces already issued stay issued."""
+        "never awaited" warning is left behind. Device pieces already issued stay issued; later
+        rounds are not."""
         for *_rest, piece in self.pieces:
             piece.abandon()
+        self.resume = None
 
 
 class PendingWrite:
-    """A write whose device pieces still need awaiting (``await pending.settle()``)."""
+    """A write whose device pieces still need awaiting (``await pending.settle()``), and which
+    may have more rounds of pieces to issue (PIECE-4)."""
 
-    __slots__ = ("pieces", "result")
+    __slots__ = ("pieces", "result", "resume")
 
     def __init__(self, result: int) -> None:
         self.result = result
         self.pieces: list[DevicePiece] = []
+        # (view, addr, pos, data, attrs, native_big, chain, max_pieces) or None, as for reads.
+        self.resume: tuple[Any, ...] | None = None
 
     async def settle(self) -> int:
-        """Await the device pieces in issue order and answer the OR of every piece's result
-        bits. Call once."""
+        """Await the device pieces in issue order (issuing later rounds as for reads) and
+        answer the OR of every piece's result bits. Call once."""
         result = self.result
-        for piece in self.pieces:
-            result |= await piece.settle_write()
-        return result
+        while True:
+            pieces, self.pieces = self.pieces, []
+            for piece in pieces:
+                result |= await piece.settle_write()
+            resume, self.resume = self.resume, None
+            if resume is None:
+                return result
+            if not pieces:
+                await asyncio.sleep(0)
+            fv, addr, pos, data, attrs, native_big, chain, max_pieces = resume
+            token = set_engaged_owners(chain)
+            try:
+                result |= _write_run(fv, addr, pos, data, attrs, native_big, max_pieces, self)
+            finally:
+                reset_engaged_owners(token)
 
     def abandon(self) -> None:
         """Drop the write without awaiting it (as ``PendingRead.abandon``)."""
         for piece in self.pieces:
             piece.abandon()
+        self.resume = None
+
+
+def _refused_run(fv: FlatView, addr: int, xlat: int, length: int) -> int:
+    """How many bytes from ``addr`` go, in whole 4-byte pieces, to ops that refuse every
+    access (a hole, HOLE-1, or a region without ops): they all answer the same
+    (``MEMTX_DECODE_ERROR``, reading 0), so they are answered together instead of one call
+    each. 0 unless the pieces from here are 4 bytes: ``xlat`` (the offset the pieces are
+    aligned by) a multiple of 4 and at least 4 bytes to go. Pieces are not clamped where the
+    next range begins (ACCESS-3): the last one counted starts before it."""
+    if xlat & 3 or length < 4:
+        return 0
+    fr = fv.lookup(addr)
+    if fr is not None:
+        end = fr.end
+    else:
+        i = bisect_right(fv.starts, addr)
+        end = fv.starts[i] if i < len(fv.starts) else TWO64
+    pieces = min(length >> 2, (end - addr + 3) >> 2)
+    return pieces << 2
 
 
 def read_loop(
-    fv: FlatView, addr: int, length: int, attrs: MemTxAttrs, native_big: bool
+    fv: FlatView,
+    addr: int,
+    length: int,
+    attrs: MemTxAttrs,
+    native_big: bool,
+    max_pieces: int | None = None,
 ) -> tuple[bytes, int] | PendingRead:
     """QEMU's ``flatview_read``: fill ``length`` bytes from ``addr``; returns (bytes, bits), or
-    a ``PendingRead`` when device pieces must be awaited. Every piece is issued first."""
+    a ``PendingRead`` when device pieces must be awaited. With ``max_pieces``, at most that
+    many pieces go to ops before the read returns a ``PendingRead`` that issues the rest in
+    later rounds (PIECE-4); without it, every piece is issued first."""
     buf = bytearray(length)
-    pos = 0
-    result = 0
-    pending = None
-    mr, xlat, n = _translate(fv, addr, length)
+    mr, _xlat, _n = _translate(fv, addr, length)
     if attrs.memory and not mr.ram:
         return bytes(buf), MEMTX_ACCESS_ERROR
+    pending = PendingRead(buf, 0)
+    result = _read_run(fv, addr, 0, length, attrs, native_big, max_pieces, pending)
+    if pending.pieces or pending.resume is not None:
+        pending.result = result
+        return pending
+    return bytes(buf), result
+
+
+def _read_run(
+    fv: FlatView,
+    addr: int,
+    pos: int,
+    length: int,
+    attrs: MemTxAttrs,
+    native_big: bool,
+    max_pieces: int | None,
+    pending: PendingRead,
+) -> int:
+    """Carry a read on from ``addr`` (``pos`` bytes into ``pending.buf``, ``length`` to go):
+    the result bits of the pieces answered at once; awaitable pieces go to ``pending.pieces``
+    and, when ``max_pieces`` ran out first, where to go on to ``pending.resume``."""
+    buf = pending.buf
+    result = 0
+    calls = 0
+    mr, xlat, n = _translate(fv, addr, length)
     while True:
         direct = mr.ram or (mr.rom_device and mr.romd_mode)
         backing = mr.backing  # never None when direct
@@ -160,6 +258,9 @@ def read_loop(
             if n > len(backing) - xlat:
                 n = len(backing) - xlat
             buf[pos : pos + n] = backing[xlat : xlat + n]
+        elif not direct and mr.ops is UNASSIGNED_MEM_OPS and (k := _refused_run(fv, addr, xlat, n)):
+            n = k  # zeros are already in buf
+            result |= MEMTX_DECODE_ERROR
         else:
             ops = mr.ops if not direct else UNASSIGNED_MEM_OPS
             n = memory_access_size(ops, n, xlat)
@@ -168,6 +269,7 @@ def read_loop(
                 out: Any = (0, MEMTX_DECODE_ERROR)  # beyond the backing store (mid-resize)
             else:
                 out = memory_region_dispatch_read(mr, xlat, n, attrs, native_big)
+                calls += 1
             if type(out) is tuple:
                 value, r = out
                 buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
@@ -175,32 +277,56 @@ def read_loop(
                 )
                 result |= r
             else:
-                if pending is None:
-                    pending = PendingRead(buf, 0)
                 pending.pieces.append((pos, n, big, out))
         length -= n
         if length == 0:
-            if pending is not None:
-                pending.result = result
-                return pending
-            return bytes(buf), result
+            return result
         pos += n
         addr = (addr + n) & MASK64
+        if max_pieces is not None and calls >= max_pieces:
+            pending.resume = (
+                fv, addr, pos, length, attrs, native_big, engaged_owners(), max_pieces,
+            )  # fmt: skip
+            return result
         mr, xlat, n = _translate(fv, addr, length)
 
 
 def write_loop(
-    fv: FlatView, addr: int, data: bytes, attrs: MemTxAttrs, native_big: bool
+    fv: FlatView,
+    addr: int,
+    data: bytes,
+    attrs: MemTxAttrs,
+    native_big: bool,
+    max_pieces: int | None = None,
 ) -> int | PendingWrite:
     """QEMU's ``flatview_write``: store ``data`` at ``addr``; returns the result bits, or a
-    ``PendingWrite`` when device pieces must be awaited. Every piece is issued first."""
-    length = len(data)
-    pos = 0
-    result = 0
-    pending = None
-    mr, xlat, n = _translate(fv, addr, length)
+    ``PendingWrite`` when device pieces must be awaited. ``max_pieces`` as for ``read_loop``."""
+    mr, _xlat, _n = _translate(fv, addr, len(data))
     if attrs.memory and not mr.ram:
         return MEMTX_ACCESS_ERROR
+    pending = PendingWrite(0)
+    result = _write_run(fv, addr, 0, data, attrs, native_big, max_pieces, pending)
+    if pending.pieces or pending.resume is not None:
+        pending.result = result
+        return pending
+    return result
+
+
+def _write_run(
+    fv: FlatView,
+    addr: int,
+    pos: int,
+    data: bytes,
+    attrs: MemTxAttrs,
+    native_big: bool,
+    max_pieces: int | None,
+    pending: PendingWrite,
+) -> int:
+    """Carry a write on from ``addr``, ``pos`` bytes into ``data`` (as ``_read_run``)."""
+    length = len(data) - pos
+    result = 0
+    calls = 0
+    mr, xlat, n = _translate(fv, addr, length)
     while True:
         backing = mr.backing  # never None for RAM
         if attrs.memory and not mr.ram:
@@ -209,24 +335,28 @@ def write_loop(
             if n > len(backing) - xlat:
                 n = len(backing) - xlat
             backing[xlat : xlat + n] = data[pos : pos + n]
+        elif mr.ops is UNASSIGNED_MEM_OPS and (k := _refused_run(fv, addr, xlat, n)):
+            n = k  # a ROM write or a hole: nothing is stored
+            result |= MEMTX_DECODE_ERROR
         else:
             ops = mr.ops
             n = memory_access_size(ops, n, xlat)
             big = device_big_endian(ops, native_big)
             value = int.from_bytes(data[pos : pos + n], "big" if big else "little")
             out = memory_region_dispatch_write(mr, xlat, n, value, attrs, native_big)
+            calls += 1
             if isinstance(out, int):
                 result |= out
             else:
-                if pending is None:
-                    pending = PendingWrite(0)
                 pending.pieces.append(out)
         length -= n
         if length == 0:
-            if pending is not None:
-                pending.result = result
-                return pending
             return result
         pos += n
         addr = (addr + n) & MASK64
+        if max_pieces is not None and calls >= max_pieces:
+            pending.resume = (
+                fv, addr, pos, data, attrs, native_big, engaged_owners(), max_pieces,
+            )  # fmt: skip
+            return result
         mr, xlat, n = _translate(fv, addr, length)

@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .access import MASK64, MEMTXATTRS_UNSPECIFIED, MemTxAttrs, MemTxResult
-from .access_loop import PendingRead, PendingWrite, read_loop, write_loop
+from .access_loop import MAX_PIECES, PendingRead, PendingWrite, read_loop, write_loop
 from .errors import AsyncOpsError, InvalidArgumentError
 from .flatview import EMPTY_VIEW, FlatView
 from .listener import MemoryListener, MemoryRegionSection, notify
@@ -90,8 +90,10 @@ class AddressSpace:
         ``addr`` is 0..2**64-1 and ``length`` a non-negative ``int``, else
         ``InvalidArgumentError``; length 0 reads nothing and answers ``MEMTX_OK`` (ACCESS-1).
         An access that runs past 2**64-1 continues at address 0 (ACCESS-4). The data is
-        always ``length`` bytes, zeros where nothing answered (ACCESS-6). Every device piece is
-        issued before this returns, in the view current at the call (TXN-5).
+        always ``length`` bytes, zeros where nothing answered (ACCESS-6). Every piece goes to
+        its device in the view current at the call (TXN-5): all of them before this returns,
+        unless the access needs more than ``MAX_PIECES`` (PIECE-4); then the coroutine issues
+        the rest in rounds, so it is returned even when every op answers at once.
         """
         fv = self.current_map
         if type(addr) is int and type(length) is int and addr >= 0 and length > 0:
@@ -112,7 +114,8 @@ class AddressSpace:
         _check(addr, length)
         if length == 0:
             return ReadResult(b"", _OK)
-        out = read_loop(fv, addr, length, attrs, self.system.native_big)
+        rounds = MAX_PIECES if _allow_async else None
+        out = read_loop(fv, addr, length, attrs, self.system.native_big, rounds)
         if isinstance(out, PendingRead):
             if not _allow_async:
                 out.abandon()
@@ -131,7 +134,8 @@ class AddressSpace:
         result, or a coroutine resolving to it (the caller must await or close it).
 
         Edges as for ``dispatch_read``: ``addr`` 0..2**64-1, empty data writes nothing and
-        answers ``MEMTX_OK``, and the access wraps from 2**64-1 to 0. Other data types raise
+        answers ``MEMTX_OK``, and the access wraps from 2**64-1 to 0, and pieces beyond
+        ``MAX_PIECES`` are issued in rounds (PIECE-4). Other data types raise
         ``InvalidArgumentError``. The data is copied before this returns; the caller may
         reuse its buffer."""
         if type(data) is not bytes:
@@ -155,7 +159,8 @@ class AddressSpace:
         _check(addr, length)
         if length == 0:
             return _OK
-        out = write_loop(fv, addr, data, attrs, self.system.native_big)
+        rounds = MAX_PIECES if _allow_async else None
+        out = write_loop(fv, addr, data, attrs, self.system.native_big, rounds)
         if isinstance(out, PendingWrite):
             if not _allow_async:
                 out.abandon()

@@ -49,3 +49,12 @@ class AlreadyExistsError(MemoryModelError):
 
 class InUseError(MemoryModelError):
     """The region cannot go: an address space or an alias still uses it."""
+
+
+class RenderWorkError(MemoryModelError):
+    """A transaction was refused because rendering its flat views would take more work than a
+    commit may (RENDER-14). ``work`` is what it would have taken."""
+
+    def __init__(self, message: str, work: int) -> None:
+        super().__init__(message)
+        self.work = work

@@ -8,7 +8,9 @@ elementary segment between two span boundaries, the first item that covers it. A
 the segments skips the ones already painted, so the whole render is O(n log n).
 
 ``render`` pauses the cyclic garbage collector while it runs; see its docstring for the
-contract. The rules are RENDER-1 to RENDER-13 in ``docs/memory-rules.md``.
+contract. Its work is bounded (``RenderBudget``): aliases that loop through each other stop
+being followed once a budget of visited regions runs out. The rules are RENDER-1 to RENDER-14
+in ``docs/memory-rules.md``.
 """
 
 from __future__ import annotations
@@ -202,14 +204,47 @@ overflows its stack); we stop it where an alias is re-entered at the same place,
 shifting loops at this depth."""
 
 MAX_ALIAS_WORK = 1 << 18
-"""How many regions one render may visit by way of aliases. Aliases that loop through each
-other multiply the render paths (each may nest ``MAX_ALIAS_NESTING`` deep), which would take
-practically forever — and stall the whole bus; real machines need far fewer (the q800's 255-fold
-I/O mirror takes about 70,000; the other machines in tests/fixtures/qemu take far fewer). Past
-it the render follows no more aliases, and the view says it is ``truncated``."""
+"""How much work the renders of one commit may spend by way of aliases (RENDER-14): a region
+visited through an alias costs 1, entering an alias nested ``n`` deep costs ``n`` more (the
+path is copied and searched). Aliases that loop through each other multiply the render paths
+(each may nest ``MAX_ALIAS_NESTING`` deep), which would take practically forever — and stall
+the whole bus; real machines need far less (the q800's 255-fold I/O mirror takes about 70,000;
+the other machines in tests/fixtures/qemu far less). Past it, rendering follows no more aliases
+(everything reached without them is still rendered) and the view says it is ``truncated``."""
+
+MAX_RENDER_WORK = 1 << 19
+"""How much work the renders of one commit may take in all, for ``MemorySystem.atomic()`` to
+accept the transaction (RENDER-14): every region visited costs 1, every range painted 8 more
+(painting, merging and building it costs about that), and alias nesting as for
+``MAX_ALIAS_WORK``. About 50,000 plain regions, or the q800 (about 85,000): a commit's render
+stays within tens of milliseconds."""
+
+# What a painted range costs, in units of a region visited.
+_PAINT_WORK = 8
 
 # What _collect says of a render.
 COMPLETE, LOOP_CUT, TRUNCATED = 0, 1, 2
+
+
+class RenderBudget:
+    """The work renders may still spend (RENDER-14). One budget is shared by every render of a
+    transaction, so that the work of a commit is bounded whatever the number of address
+    spaces. ``alias_left``: what may still be spent by way of aliases; ``work``: what was
+    spent in all, against ``limit``; ``exhausted``: a render stopped following aliases because
+    ``alias_left`` ran out (its view is ``truncated``)."""
+
+    __slots__ = ("alias_left", "exhausted", "limit", "work")
+
+    def __init__(self) -> None:
+        self.alias_left = MAX_ALIAS_WORK
+        self.limit = MAX_RENDER_WORK
+        self.work = 0
+        self.exhausted = False
+
+    @property
+    def over(self) -> bool:
+        """Whether the renders charged here took more work than a commit may."""
+        return self.exhausted or self.work > self.limit
 
 
 class _Emit(tuple):
@@ -218,26 +253,31 @@ class _Emit(tuple):
     __slots__ = ()
 
 
-def _collect(root: MemoryRegion, out: list[_Item]) -> int:
+def _collect(root: MemoryRegion, out: list[_Item], budget: RenderBudget) -> int:
     """Walk the tree in QEMU's render order, appending one paint item per terminating region
     that shows through its clip. Returns COMPLETE, LOOP_CUT (an alias loop had to be cut short)
-    or TRUNCATED (the alias budget ran out)."""
+    or TRUNCATED (the alias budget ran out). The work is charged to ``budget``."""
     outcome = COMPLETE
-    budget = MAX_ALIAS_WORK
+    alias_left = budget.alias_left
+    work = 0
+    alias_work = 0
     # Mirrors render_memory_region (the same walk, clipping and order) with an explicit stack:
     # a region's subregions are pushed lowest precedence first, so the highest pops first, and
-    # its own paint item is pushed below them, so it comes after all of them.
-    stack: list[Any] = [(root, 0, 0, TWO64, False, False, False, ())]
+    # its own paint item is pushed below them, so it comes after all of them. A frame reached
+    # through aliases carries one key per alias entered in ``path`` and the aliases' ids in
+    # ``ids``, so that the loop tests below are C-speed tuple operations.
+    stack: list[Any] = [(root, 0, 0, TWO64, False, False, False, (), ())]
     pop, push = stack.pop, stack.append
     while stack:
         frame = pop()
         if type(frame) is _Emit:
             out.append(frame)
             continue
-        mr, base, clip_start, clip_end, ro, nv, um, path = frame
+        mr, base, clip_start, clip_end, ro, nv, um, path, ids = frame
+        work += 1
         if path:  # reached through an alias
-            budget -= 1
-            if budget < 0:
+            alias_work += 1
+            if alias_work > alias_left:
                 outcome = TRUNCATED
                 continue
         if not mr.enabled:
@@ -255,25 +295,36 @@ def _collect(root: MemoryRegion, out: list[_Item]) -> int:
         alias = mr.alias
         if alias is not None:
             target_base = base - alias.addr - mr.alias_offset
-            key = (id(mr), target_base)
-            if path and (key in path or sum(k[0] == key[0] for k in path) >= MAX_ALIAS_NESTING):
+            ident = id(mr)
+            key = (target_base << 64) | ident  # (alias, place): unique, and a C-speed compare
+            if path and (key in path or ids.count(ident) >= MAX_ALIAS_NESTING):
                 outcome = max(outcome, LOOP_CUT)
                 continue
-            push((alias, target_base, start, end, ro, nv, um, (*path, key)))
+            depth = len(path)
+            work += depth
+            alias_work += depth
+            push((alias, target_base, start, end, ro, nv, um, (*path, key), (*ids, ident)))
             continue
         if mr.terminates:
+            work += _PAINT_WORK
             push(_Emit((start, end, mr, base, ro, nv, um)))
         for sub in mr._subs:
-            push((sub, base, start, end, ro, nv, um, path))
+            push((sub, base, start, end, ro, nv, um, path, ids))
+    budget.work += work
+    budget.alias_left = max(0, alias_left - alias_work)
+    if outcome == TRUNCATED:
+        budget.exhausted = True
     return outcome
 
 
-def render(root: MemoryRegion | None) -> FlatView:
+def render(root: MemoryRegion | None, budget: RenderBudget | None = None) -> FlatView:
     """Render the tree under ``root`` (from address 0, clipped to [0, 2**64)) and simplify it.
 
     ``root`` is rendered as it is (reduce an address space's root with ``flatview_root``
-    first); ``None`` gives an empty view. Aliases that loop are cut (logged) and a render that
-    runs out of ``MAX_ALIAS_WORK`` returns a view marked ``truncated``; nothing is raised.
+    first); ``None`` gives an empty view. Every region visited is charged to ``budget`` (a
+    fresh ``RenderBudget`` of ``MAX_ALIAS_WORK`` when not given); once it is spent, rendering
+    follows no more aliases and the view is marked ``truncated`` (RENDER-14). Aliases that
+    loop are cut (logged). Nothing is raised.
 
     Garbage collection: while it runs, ``render`` pauses Python's cyclic garbage collector
     (``gc.disable()``) and afterwards, exceptions included, turns it back on if and only if it
@@ -286,18 +337,20 @@ def render(root: MemoryRegion | None) -> FlatView:
     """
     if root is None:
         return FlatView(None, [])
+    if budget is None:
+        budget = RenderBudget()
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         items: list[_Item] = []
-        outcome = _collect(root, items)
+        outcome = _collect(root, items, budget)
         if outcome == LOOP_CUT:
             log.warning("alias loop cut short while rendering", root=root.name)
         elif outcome == TRUNCATED:
             log.warning(
                 "aliases loop through each other too often: rendering followed no more of them",
                 root=root.name,
-                visited_through_aliases=MAX_ALIAS_WORK,
+                alias_work=MAX_ALIAS_WORK,
             )
         return FlatView(root, simplify(_paint(items)), outcome == TRUNCATED)
     finally:

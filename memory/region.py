@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import mmap
-import sys
 from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from .access import (
     UNASSIGNED_MEM_OPS,
     MemoryRegionOps,
 )
+from .backing import SMALL_BACKING, copied_backing, grow_mapping, new_backing
 from .errors import (
     CycleError,
     InvalidArgumentError,
@@ -45,10 +45,6 @@ if TYPE_CHECKING:
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
-
-# Anonymous mappings are committed page by page on first touch, so a 4 GiB RAM region costs
-# nothing until the guest writes to it. MAP_NORESERVE lets such regions exceed free memory.
-_MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000 if sys.platform.startswith("linux") else 0)
 
 
 class RegionKind(enum.Enum):
@@ -105,21 +101,6 @@ def check_priority(priority: int) -> int:
     if not INT32_MIN <= priority <= INT32_MAX:
         raise InvalidArgumentError(f"priority {priority} is outside the signed 32-bit range")
     return priority
-
-
-SMALL_BACKING = 1 << 20
-
-
-def new_backing(size: int) -> bytearray | mmap.mmap:
-    """Zero-filled backing store for a RAM/ROM/ROM-device region of ``size`` bytes: a bytearray
-    up to 1 MiB (thousands of small regions must not each cost a kernel mapping), above that an
-    anonymous mapping whose pages are committed only when first written."""
-    if size <= SMALL_BACKING:
-        return bytearray(size)
-    try:
-        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
-    except (OSError, OverflowError, ValueError) as e:
-        raise InvalidArgumentError(f"cannot back {size:#x} bytes of RAM: {e}") from None
 
 
 class MemoryRegion:
@@ -294,18 +275,28 @@ class MemoryRegion:
         """Resize (REGION-2): ``UINT64_MAX`` means 2**64, sizes outside 0..2**64 raise
         ``InvalidArgumentError``. The same size does nothing; any other marks the topology
         dirty, even while the region is disabled or unmapped. Backed regions keep their bytes
-        up to the smaller size; bytes that grow in are zero."""
+        up to the smaller size; bytes that grow in are zero.
+
+        A large backing store (a lazily committed mapping, ``new_backing``) is resized in
+        place, neither copied nor touched: the bytes that grow in are zeroed, and the pages
+        that shrink away released, when the outermost transaction commits (until then the
+        old views show the old bytes, TXN-5); a rolled-back resize leaves every byte as it
+        was."""
         size = qemu_size(size)
         if size == self.size:
             return
         with self.system.transaction():
             old_size, old_backing = self.size, self.backing
             if old_backing is not None:
-                new = new_backing(size)
-                keep = min(size, old_size)
-                if keep:
-                    new[:keep] = old_backing[:keep]
-                self.backing = new
+                in_place = (
+                    isinstance(old_backing, mmap.mmap)
+                    and size > SMALL_BACKING
+                    and grow_mapping(old_backing, size)
+                )
+                if in_place:
+                    self.system._note_resized(self, min(old_size, size))
+                else:
+                    self.backing = copied_backing(old_backing, old_size, size)
             self.size = size
             self.system._mark_dirty()
 

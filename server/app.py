@@ -18,9 +18,17 @@ from mmiobus.machine import Machine
 from mmiobus.v1 import bus_pb2, devices_pb2
 
 from . import reflection
-from .config import ServerConfig
+from .auth_listen import (
+    exposure_warnings,
+    private_files,
+    server_credentials,
+    set_socket_mode,
+)
+from .authz import Gate
+from .config import Security, ServerConfig
 from .core import BusCore
 from .cpus import CpuRun, InServerCpu
+from .metrics import MetricsEndpoint, MetricsListenError
 from .services.devices import DeviceService
 from .services.irqs import IrqService
 from .services.registration import register
@@ -64,6 +72,7 @@ class BusServer:
         self.health: health.aio.HealthServicer | None = None
         self.addresses: list[str] = []
         self._access: AccessService | None = None
+        self.metrics: MetricsEndpoint | None = None  # `--metrics`
 
     async def start(self, listen: list[str]) -> None:
         lim = self.config.limits
@@ -86,17 +95,29 @@ class BusServer:
             ]
         )
         core = self.core
+        security = self.config.security
+        targets = [self._target(address) for address in listen or [DEFAULT_LISTEN]]
+        gate = Gate(security.policy) if security.policy is not None else None
         self._access = AccessService(core)
         bus_services = [self._access, TraceService(core), TopologyService(core)]
         device_services = [DeviceService(core), IrqService(core)]
-        register(self.server, BUS, bus_services, lim.max_message_bytes)
-        register(self.server, DEVICES, device_services, lim.max_message_bytes)
+        register(self.server, BUS, bus_services, lim.max_message_bytes, gate)
+        register(self.server, DEVICES, device_services, lim.max_message_bytes, gate)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable([BUS.full_name, DEVICES.full_name, health.SERVICE_NAME], self.server)
-        for address in listen or [DEFAULT_LISTEN]:
-            self.addresses.append(self._listen(address))
+        for target in targets:
+            self.addresses.append(self._listen(target))
+        # After binding (which says first why an address cannot be used), before serving.
+        for warning in exposure_warnings(targets, security):
+            log.warning(warning)
         await self.server.start()
+        if core.metrics is not None:
+            self.metrics = MetricsEndpoint(core.metrics)
+            try:
+                await self.metrics.start(list(self.config.metrics))
+            except MetricsListenError as e:
+                raise ListenError(str(e)) from None
         await core.devices.start_in_process(core)
         for name, run in self.cpu_runs.items():
             cpu = InServerCpu(core, core.machine.cpus[name], run)
@@ -104,24 +125,42 @@ class BusServer:
             self.cpus.append(cpu)
         for name in ("", BUS.full_name, DEVICES.full_name):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving", machine=core.machine.source, addresses=self.addresses)
+        log.info(
+            "serving",
+            machine=core.machine.source,
+            addresses=self.addresses,
+            auth=security.policy.source if security.policy is not None else None,
+            tls=_tls_mode(security),
+        )
 
-    def _listen(self, address: str) -> str:
-        assert self.server is not None
+    @staticmethod
+    def _target(address: str) -> str:
         try:
-            target = parse_address(address)
+            return parse_address(address)
         except ValueError as e:
             raise ListenError(f"cannot listen on {address}: {e}") from None
-        if target.startswith("unix:"):
-            _remove_stale_socket(target.removeprefix("unix:"))
+
+    def _listen(self, target: str) -> str:
+        """Listen on ``target``: TCP with TLS when configured; a unix socket in plain text,
+        created with the configured mode (only its owner may connect, by default)."""
+        assert self.server is not None
+        security = self.config.security
         try:
-            port = self.server.add_insecure_port(target)
+            if target.startswith("unix:"):
+                path = target.removeprefix("unix:")
+                _remove_stale_socket(path)
+                with private_files():
+                    self.server.add_insecure_port(target)
+                set_socket_mode(path, security.socket_mode)
+                return target
+            if security.tls is not None:
+                port = self.server.add_secure_port(target, server_credentials(security.tls))
+            else:
+                port = self.server.add_insecure_port(target)
         except RuntimeError as e:
-            raise ListenError(f"cannot listen on {address}: {e} (address in use?)") from None
-        if not target.startswith("unix:"):
-            host = target.rsplit(":", 1)[0]
-            return f"{host}:{port}"
-        return target
+            raise ListenError(f"cannot listen on {target}: {e} (address in use?)") from None
+        host = target.rsplit(":", 1)[0]
+        return f"{host}:{port}"
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let those in flight finish (up to ``grace`` seconds)."""
@@ -147,9 +186,17 @@ class BusServer:
         core.devices.end_sessions()
         await stopped
         await core.devices.stop_in_process()
+        if self.metrics is not None:
+            await self.metrics.stop()
         for address in self.addresses:
             if address.startswith("unix:"):
                 _remove_stale_socket(address.removeprefix("unix:"))
+
+
+def _tls_mode(security: Security) -> str:
+    if security.tls is None:
+        return "off"
+    return "mutual" if security.tls.client_ca is not None else "on"
 
 
 def _remove_stale_socket(path: str) -> None:

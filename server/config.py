@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .auth import Policy
+
 MIB = 1 << 20
 # The most a reply spends on one access besides its data: the result's framing (tag and
 # length), id (tag and 10-byte varint), data (tag and 5-byte length) and result (tag and varint).
@@ -23,8 +25,20 @@ class Limits:
     max_topology_ops: int = 10000  # --max-topology-ops
     max_message_bytes: int = 64 * MIB  # --max-message-bytes
     grace_seconds: float = 5.0  # --grace: how long shutdown waits for in-flight calls
+    # What the bus keeps for its peers, whatever they send or fail to read:
+    max_ram_bytes: int = 1 << 30  # --max-ram-bytes: RAM, ROM and ROM devices created at run time
+    max_device_queue_bytes: int = 32 * MIB  # --max-device-queue: what waits to go to a device
 
     def __post_init__(self) -> None:
+        if not 0 <= self.max_ram_bytes <= 1 << 64:
+            raise ValueError(
+                f"--max-ram-bytes must be between 0 and 2**64, not {self.max_ram_bytes}"
+            )
+        if not self.max_access_bytes + 64 * 1024 <= self.max_device_queue_bytes < 1 << 40:
+            raise ValueError(
+                "--max-device-queue must hold a DMA reply of --max-access-bytes and then some: "
+                f"at least {self.max_access_bytes + 64 * 1024}, not {self.max_device_queue_bytes}"
+            )
         for name in (
             "max_access_bytes",
             "max_batch_bytes",
@@ -68,6 +82,36 @@ class TraceSettings:
 
 
 @dataclass(frozen=True)
+class ServerTls:
+    """The bus's certificate chain and key (PEM) for TLS on TCP (--tls-cert, --tls-key); with
+    ``client_ca`` (--tls-client-ca), mutual TLS: every TLS caller presents a certificate that
+    CA signed (gRPC cannot ask for a certificate without requiring one)."""
+
+    cert_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Security:
+    """Who may reach the bus and what they may do (see ``mmiobus.server.authz``)."""
+
+    policy: Policy | None = None  # --auth FILE: identities and roles; None: everyone is everything
+    tls: ServerTls | None = None
+    insecure: bool = False  # --insecure: listen beyond loopback without authentication
+    socket_mode: int = 0o600  # --socket-mode: unix sockets' permissions
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.socket_mode <= 0o777:
+            raise ValueError(f"--socket-mode must be between 0 and 0777, not {self.socket_mode:o}")
+
+    @property
+    def authenticates(self) -> bool:
+        """True when callers must prove who they are: a policy, or mutual TLS."""
+        return self.policy is not None or (self.tls is not None and self.tls.client_ca is not None)
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything `mmiobus serve` was told, besides the machine and where to listen."""
 
@@ -75,6 +119,8 @@ class ServerConfig:
     trace: TraceSettings = field(default_factory=TraceSettings)
     device_deadline_ms: float = 1000.0  # --device-deadline: a region's `deadline` wins
     device_tokens: frozenset[str] = frozenset()  # --device-token
+    security: Security = field(default_factory=Security)
+    metrics: tuple[str, ...] = ()  # --metrics: where to serve them (none: not counted)
 
     def __post_init__(self) -> None:
         if not 0 < self.device_deadline_ms <= 3_600_000:

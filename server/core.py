@@ -27,6 +27,8 @@ from .config import ServerConfig
 from .devices.registry import DeviceRegistry
 from .errors import NotFound
 from .irq import IrqRegistry
+from .metrics import BusMetrics
+from .ram_budget import RamBudget
 from .recording import Describer
 from .sharing import SharedRam
 from .trace import AccessRecord, TraceHub
@@ -102,6 +104,10 @@ class BusCore:
         self.devices = DeviceRegistry(machine, self.irqs, config)
         self.inflight = Inflight()
         self.sharing = SharedRam()
+        self.ram = RamBudget(machine, config.limits.max_ram_bytes)  # what peers may create
+        # Counters for `serve --metrics` (None without: the access paths skip them).
+        self.metrics = BusMetrics(self) if config.metrics else None
+        self.devices.metrics = self.metrics  # sessions time their forwarded accesses
         # Set when the server stops: long-lived streams (traces, watches) end.
         self.stopping = asyncio.Event()
         # Address spaces by id, "" for the first one; updated in place (hosts keep it).
@@ -192,6 +198,8 @@ class BusCore:
         else:
             data, result = out[0], out[1]
             answer = data
+        if self.metrics is not None:
+            self.metrics.initiated(p, result)
         if self.trace.active:
             now = _now()
             self.record(

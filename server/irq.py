@@ -7,12 +7,13 @@ called synchronously in the order the changes happen.
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
+
+from .names import compile_globs
 
 log = structlog.get_logger("mmiobus.irq")
 
@@ -29,8 +30,18 @@ Watcher = Callable[[IrqLine, int], None]  # (line after the change, monotonic ns
 
 def matches(name: str, patterns: Iterable[str]) -> bool:
     """True if ``name`` matches any glob in ``patterns`` (an empty list matches everything)."""
-    patterns = list(patterns)
-    return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    return line_matcher(patterns)(name)
+
+
+def line_matcher(patterns: Iterable[str], what: str = "lines") -> Callable[[str], bool]:
+    """A test of line names against globs (no globs: every line), compiled once; globs beyond
+    the bounds of ``mmiobus.server.names`` raise ``InvalidRequest`` naming ``what``."""
+    match = compile_globs(patterns, what)
+    return match if match is not None else _every_line
+
+
+def _every_line(_name: str) -> bool:
+    return True
 
 
 class IrqRegistry:
@@ -65,11 +76,23 @@ class IrqRegistry:
         self.set(name, True)
         self.set(name, False)
 
-    def select(self, patterns: Iterable[str] = ()) -> list[IrqLine]:
-        patterns = list(patterns)
-        return sorted(
-            (ln for ln in self.lines.values() if matches(ln.name, patterns)), key=lambda ln: ln.name
-        )
+    def select(self, patterns: Iterable[str] | Callable[[str], bool] = ()) -> list[IrqLine]:
+        """The lines matching ``patterns`` (globs, or a ``line_matcher``), by name."""
+        match = patterns if callable(patterns) else line_matcher(patterns)
+        return sorted((ln for ln in self.lines.values() if match(ln.name)), key=lambda ln: ln.name)
+
+    def forget_device(self, device: str, others: Iterable[str] = ()) -> None:
+        """A device left: its lines (``DEVICE.*``) go low, watchers seeing each drop, and are
+        forgotten; they come back when a device of that name sets them again. ``others``: the
+        devices still attached, whose lines stay even when their names start with ``DEVICE.``
+        (device ``a`` leaving keeps the lines of device ``a.b``)."""
+        prefix = f"{device}."
+        kept = tuple(f"{other}." for other in others if other.startswith(prefix))
+        gone = [n for n in self.lines if n.startswith(prefix) and not n.startswith(kept)]
+        for name in gone:
+            self.set(name, False)
+        for name in gone:
+            self.lines.pop(name, None)
 
     def watch(self, watcher: Watcher) -> Callable[[], None]:
         """Call ``watcher`` on every change; returns the function that stops it."""

@@ -6,6 +6,11 @@ at once (the device's stream keeps them in order, and a CPU's store followed by 
 same UART costs one round trip, not two); any other waits until those are answered, so that
 RAM and other devices see the accesses in order. Accesses that complete at once (RAM, devices
 in the server) cost no task.
+
+Both are bounded: at most ``PIPELINE_BYTES`` go to a device before the first of them is
+answered, and what waits its turn is at most ``--max-device-queue`` bytes (then ``submit``
+refuses with ``LimitExceeded``, which ends a device's session: it sends DMA faster than the
+bus can carry it out).
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ from mmiobus.devices.host import DmaRequest
 from mmiobus.memory.access import MemTxResult
 
 from .core import BusCore, Initiator, Pending
+from .errors import LimitExceeded
 
 Answer = Callable[[bytes, MemTxResult], None]
+
+PIPELINE_BYTES = 4096  # bytes of accesses sent to one device before the first is answered
+QUEUED_OVERHEAD = 32  # what a queued access costs besides its data
 
 
 class OrderedAccesses:
@@ -33,11 +42,21 @@ class OrderedAccesses:
         )
         self._running = False
         self.closed = False
+        self.queued_bytes = 0  # data and answers of the accesses in the queue
+        self.limit = core.limits.max_device_queue_bytes
 
     def submit(self, request: DmaRequest, chain: frozenset[int], answer: Answer) -> None:
         """Carry out ``request`` after everything submitted before it; ``answer`` gets its
-        outcome (on the loop)."""
+        outcome (on the loop). ``LimitExceeded`` if it would have to wait behind more than
+        ``--max-device-queue`` bytes."""
         if self._running:
+            size = request.size + QUEUED_OVERHEAD
+            if self.queued_bytes + size > self.limit:
+                raise LimitExceeded(
+                    f"{self.who.name} sends accesses faster than the bus carries them out: "
+                    f"more than {self.limit} bytes of them wait (--max-device-queue)"
+                )
+            self.queued_bytes += size
             self._queue.append((request, chain, answer))
             return
         started = self.core.start(self.who, request, chain)
@@ -51,28 +70,39 @@ class OrderedAccesses:
         """Stop carrying out what is queued (the initiator went away)."""
         self.closed = True
         self._queue.clear()
+        self.queued_bytes = 0
 
     async def _run(self, first: tuple[Pending, Answer]) -> None:
         core = self.core
         waiting: collections.deque[tuple[Pending, Answer]] = collections.deque([first])
         device = self._key(first[0].request)
+        in_flight = first[0].request.size  # bytes of the accesses in ``waiting``
         queue = self._queue
         try:
             while (queue or waiting) and not self.closed:
                 if queue:
                     request, chain, answer = queue[0]
                     key = self._key(request) if waiting else None
-                    if not waiting or (key is not None and key is device):
+                    pipelined = (
+                        key is not None
+                        and key is device
+                        and in_flight + request.size <= PIPELINE_BYTES
+                    )
+                    if not waiting or pipelined:
                         queue.popleft()
+                        self.queued_bytes -= request.size + QUEUED_OVERHEAD
                         started = core.start(self.who, request, chain)
                         if isinstance(started, Pending):
                             if not waiting:
                                 device = self._key(request)
+                                in_flight = 0
                             waiting.append((started, answer))
+                            in_flight += request.size
                         else:
                             answer(*started)
                         continue
                 pending, answer = waiting.popleft()
+                in_flight -= pending.request.size
                 answer(*(await core.finish(pending)))
         finally:
             self._running = False

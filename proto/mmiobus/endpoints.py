@@ -3,8 +3,8 @@
 An address is ``HOST:PORT`` (``127.0.0.1:7170``, ``bus.example:7170``), ``[IPV6]:PORT``
 (``[::1]:7170``) or ``unix:PATH``. A missing port means 7170, the port ``mmiobus serve``
 listens on by default. Clients, device processes and CPU front-ends open their channels here,
-with the same keepalive, so that a bus whose host vanishes without closing its connections is
-noticed within half a minute.
+with the same credentials (``mmiobus.credentials``) and the same keepalive, so that a bus whose
+host vanishes without closing its connections is noticed within half a minute.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+
+from .credentials import Credentials, secure_channel
 
 DEFAULT_PORT = 7170
 DEFAULT_SERVER = f"127.0.0.1:{DEFAULT_PORT}"
@@ -100,9 +102,13 @@ def channel_target(address: str) -> str:
     return parse_address(address)
 
 
-def open_channel(address: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+def open_channel(
+    address: str,
+    options: Sequence[tuple[str, Any]] = (),
+    credentials: Credentials | None = None,
+) -> grpc.aio.Channel:
     """An asyncio channel to the bus at ``address``, with keepalive and no message-size limit
-    of its own (the server's limits apply)."""
-    return grpc.aio.insecure_channel(
-        channel_target(address), options=[*KEEPALIVE, *UNLIMITED, *options]
-    )
+    of its own (the server's limits apply), presenting ``credentials`` (default: those of the
+    environment, ``mmiobus.credentials``; ``Credentials()`` for none)."""
+    creds = Credentials.from_env() if credentials is None else credentials
+    return secure_channel(channel_target(address), creds, [*KEEPALIVE, *UNLIMITED, *options])

@@ -10,6 +10,7 @@ device, mapped where it asked, unmapped when it leaves). Every refusal is a doma
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,6 +25,7 @@ from mmiobus.memory.region import MemoryRegion
 from ..config import ServerConfig
 from ..errors import AlreadyExists, Conflict, InvalidRequest, NotFound, PermissionDenied
 from ..irq import IrqRegistry
+from ..names import check_length
 from .absent import AbsentDevices
 from .remote import Binding, DeviceIdentity, RemoteSession
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("mmiobus.devices")
 
+MAX_ENDED = 1024  # device names whose ended sessions' counters are kept
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")  # used with fullmatch
 
 
@@ -59,6 +62,9 @@ class AttachedDevice(Protocol):
 
 
 def check_name(name: str, what: str = "device name") -> None:
+    """``InvalidRequest`` unless ``name`` is letters, digits, '_', '.', '-' (not starting with
+    the last two) and at most ``MAX_NAME_BYTES`` long."""
+    check_length(name, what)
     if not NAME_RE.fullmatch(name):
         raise InvalidRequest(f"{what} {name!r} must be letters, digits, '_', '.', '-'")
 
@@ -70,12 +76,16 @@ class DeviceRegistry:
         self.machine = machine
         self.irqs = irqs
         self.default_deadline = config.device_deadline_ms / 1000.0
+        self.max_queue_bytes = config.limits.max_device_queue_bytes
         self.identities: dict[str, DeviceIdentity] = {}
         self.sessions: dict[str, RemoteSession] = {}
         self.in_process: dict[str, InProcessHost] = {}
         self.cpus: dict[str, AttachedDevice] = {}  # CPUs the server runs
         self.served: dict[MemoryRegion, str] = {}  # region -> device name serving it
         self.absent = AbsentDevices()
+        # The counters of sessions that ended, by device name (metrics add the live ones).
+        self.ended: dict[str, Counter[str]] = {}
+        self.metrics: object = None  # the bus's BusMetrics with `serve --metrics`
         self._handles = 0
         for key, spec in self._declared_device_regions():
             if isinstance(spec.device, str):
@@ -127,8 +137,11 @@ class DeviceRegistry:
             where = f" from {other.peer}" if other else " in the server"
             raise AlreadyExists(f"a device named {name!r} is already attached{where}")
         identity = self.identity(name)
-        session = RemoteSession(name, peer, requester_id, identity, self.release)
+        session = RemoteSession(
+            name, peer, requester_id, identity, self.release, self.max_queue_bytes
+        )
         identity.session = session
+        session.metrics = self.metrics
         self.sessions[name] = session
         log.info("device attached", device=name, peer=peer)
         return session
@@ -139,12 +152,16 @@ class DeviceRegistry:
         if self.sessions.get(session.name) is session:
             del self.sessions[session.name]
         session.identity.session = None
+        self.ended.setdefault(session.name, Counter()).update(session.counters)
+        if len(self.ended) > MAX_ENDED:  # names come and go: forget the oldest
+            del self.ended[next(iter(self.ended))]
         with self.machine.system.transaction():
             for b in session.bindings.values():
                 self._unbind(b)
         session.bindings.clear()
-        for line in self.irqs.select([f"{session.name}.*"]):
-            self.irqs.set(line.name, False)
+        self.irqs.forget_device(session.name, [d.name for d in self.attached()])
+        if self.identities.get(session.name) is session.identity:
+            del self.identities[session.name]  # a name that comes back starts afresh
         log.info("device detached", device=session.name, peer=session.peer)
 
     # -- regions ------------------------------------------------------------------------------
@@ -184,6 +201,8 @@ class DeviceRegistry:
     ) -> Binding:
         """Create the region ``spec`` describes, map it in ``parent`` and serve it; all or
         nothing."""
+        check_length(spec.key, "id")
+        check_length(spec.name, "name")
         m = self.machine
         with m.system.atomic():
             mr = m.create_region(spec)
@@ -244,9 +263,21 @@ class DeviceRegistry:
                 self.absent.apply(b.mr, spec)
             else:  # no device declared (or the region was deleted meanwhile)
                 b.mr.set_ops(None)
-        elif b.region_id in self.machine.regions:
+        elif self.machine.regions.get(b.region_id) is b.mr:  # not a region that took its id
             self.machine.delete_region(b.region_id)
             self.absent.forget(b.mr)
+
+    def forget_deleted(self) -> None:
+        """After a topology change: bindings whose region was deleted (by a client) go, so
+        that the device list agrees with the topology."""
+        regions = self.machine.regions
+        for session in self.sessions.values():
+            gone = [h for h, b in session.bindings.items() if regions.get(b.region_id) is not b.mr]
+            for handle in gone:
+                b = session.bindings.pop(handle)
+                if self.served.get(b.mr) == session.name:
+                    del self.served[b.mr]
+                log.info("region deleted while served", device=session.name, region=b.region_id)
 
     # -- devices running in the server --------------------------------------------------------
 

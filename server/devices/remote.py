@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +29,9 @@ from mmiobus.memory.region import MemoryRegion
 from mmiobus.v1 import devices_pb2 as pb
 from mmiobus.wire import attrs_to_pb
 
-from ..errors import InvalidRequest, Unavailable
-from ..irq import IrqLine, IrqRegistry, matches
+from .. import peer_log
+from ..errors import InvalidRequest, LimitExceeded, Unavailable
+from ..irq import IrqLine, IrqRegistry, line_matcher
 
 log = structlog.get_logger("mmiobus.devices")
 
@@ -76,37 +78,107 @@ class Binding:
         return self.session.forward(self, offset, size, True, value, attrs)
 
 
+ACCESS_BYTES = 48  # what one queued access request costs at most on the wire
+COALESCE_BYTES = 1 << 20  # a message grows by coalescing up to this many bytes
+
+
 class Outbox:
     """What goes to the device, in order: access requests queued while the previous message
-    waited to be sent are coalesced into one ``AccessRequests`` message."""
+    waited to be sent are coalesced into one ``AccessRequests`` message.
 
-    def __init__(self) -> None:
+    The queue is bounded: past ``limit`` bytes (access requests, DMA replies, interrupt levels
+    and every other message, as they would go on the wire) the device has stopped reading
+    its stream. Then the queue is dropped, nothing more is queued, ``overflowed`` holds the
+    reason, and ``on_overflow`` is called once (soon, from the event loop: never inside the
+    access that found the queue full)."""
+
+    def __init__(
+        self, limit: int | None = None, on_overflow: Callable[[], None] | None = None
+    ) -> None:
         self.messages: collections.deque[pb.BusMessage] = collections.deque()
+        self._sizes: collections.deque[int] = collections.deque()  # bytes of each message
+        self.queued = 0  # bytes waiting to be sent
+        self.limit = limit
+        self.on_overflow = on_overflow
+        self.overflowed: LimitExceeded | None = None
         self.wake = asyncio.Event()
         self.closed = False
         self.ending = False  # the server is stopping: end the stream once the queue is empty
 
-    def send(self, message: pb.BusMessage) -> None:
-        if not self.closed:
-            self.messages.append(message)
+    def _append(self, message: pb.BusMessage, size: int) -> None:
+        self.messages.append(message)
+        self._sizes.append(size)
+        self._grew(size)
+
+    def _grew(self, size: int) -> None:
+        self.queued += size
+        if self.limit is not None and self.queued > self.limit:
+            self._overflow()
+        else:
             self.wake.set()
 
-    def send_access(self, access: pb.Access) -> None:
-        last = self.messages[-1] if self.messages else None
-        if last is not None and last.HasField("accesses"):
-            last.accesses.accesses.append(access)
-        else:
-            self.messages.append(pb.BusMessage(accesses=pb.AccessRequests(accesses=[access])))
+    def _coalesce(self, field: str, size: int) -> pb.BusMessage | None:
+        """The last queued message if it carries ``field`` and may grow by ``size``."""
+        if not self.messages or self._sizes[-1] + size > COALESCE_BYTES:
+            return None
+        last = self.messages[-1]
+        if not last.HasField(field):  # type: ignore[arg-type]
+            return None
+        self._sizes[-1] += size
+        return last
+
+    def _overflow(self) -> None:
+        limit = self.limit
+        self.overflowed = LimitExceeded(
+            f"the device stopped reading its stream: more than {limit} bytes waited to be sent "
+            "to it (--max-device-queue)"
+        )
+        self.messages.clear()
+        self._sizes.clear()
+        self.queued = 0
+        self.closed = True
         self.wake.set()
+        if self.on_overflow is not None:
+            asyncio.get_running_loop().call_soon(self.on_overflow)
+
+    def send(self, message: pb.BusMessage) -> None:
+        if not self.closed:
+            self._append(message, message.ByteSize())
+
+    def send_access(self, access: pb.Access) -> None:
+        if self.closed:
+            return
+        last = self._coalesce("accesses", ACCESS_BYTES)
+        if last is not None:
+            last.accesses.accesses.append(access)
+            self._grew(ACCESS_BYTES)
+        else:
+            message = pb.BusMessage(accesses=pb.AccessRequests(accesses=[access]))
+            self._append(message, ACCESS_BYTES)
 
     def send_dma_reply(self, reply: pb.DmaReply) -> None:
         """A reply to a batched DMA request: with the others waiting to be sent, if any."""
-        last = self.messages[-1] if self.messages else None
-        if last is not None and last.HasField("dmas"):
+        if self.closed:
+            return
+        size = len(reply.data) + 24
+        last = self._coalesce("dmas", size)
+        if last is not None:
             last.dmas.replies.append(reply)
-            self.wake.set()
+            self._grew(size)
         else:
-            self.send(pb.BusMessage(dmas=pb.DmaReplies(replies=[reply])))
+            self._append(pb.BusMessage(dmas=pb.DmaReplies(replies=[reply])), size)
+
+    def send_levels(self, lines: list[pb.IrqLine], coalesce: bool) -> None:
+        """Interrupt levels: with the changes waiting to be sent, when ``coalesce``."""
+        if self.closed:
+            return
+        size = sum(len(line.name) + 16 for line in lines) + 8
+        last = self._coalesce("irqs", size) if coalesce else None
+        if last is not None:
+            last.irqs.lines.extend(lines)
+            self._grew(size)
+        else:
+            self._append(pb.BusMessage(irqs=pb.IrqLevels(lines=lines)), size)
 
     async def next(self) -> pb.BusMessage | None:
         """The next message to send, or None once the session ends (or the server stops and
@@ -116,6 +188,7 @@ class Outbox:
                 return None
             self.wake.clear()
             await self.wake.wait()
+        self.queued -= self._sizes.popleft()
         return self.messages.popleft()
 
     def close(self) -> None:
@@ -131,6 +204,7 @@ class _Pending:
     write: bool
     chain: frozenset[int]
     timer: asyncio.TimerHandle | None
+    started: int = 0  # monotonic ns, when metrics time it
 
 
 class RemoteSession:
@@ -138,6 +212,7 @@ class RemoteSession:
     once when the session ends (the registry releases its regions)."""
 
     in_process = False
+    metrics: Any = None  # the bus's BusMetrics with `serve --metrics` (the registry sets it)
 
     def __init__(
         self,
@@ -146,13 +221,16 @@ class RemoteSession:
         requester_id: int,
         identity: DeviceIdentity,
         on_close: Callable[[RemoteSession], None],
+        max_queue_bytes: int | None = None,
     ) -> None:
         self.name = name
         self.peer = peer
         self.requester_id = requester_id
         self.identity = identity
         self.bindings: dict[int, Binding] = {}
-        self.outbox = Outbox()
+        self.outbox = Outbox(max_queue_bytes, self._overflowed)
+        # Why the bus ended the session itself (the Attach stream ends with this status).
+        self.failures: list[BaseException] = []
         self.counters = {"accesses": 0, "timeouts": 0, "dma": 0}
         self._on_close = on_close
         self._pending: dict[int, _Pending] = {}
@@ -202,7 +280,8 @@ class RemoteSession:
         future = loop.create_future()
         timer = loop.call_later(binding.deadline, self._expire, rid)
         chain = engaged_owners() | {id(self.identity)}
-        self._pending[rid] = _Pending(future, binding, size, write, chain, timer)
+        started = time.monotonic_ns() if self.metrics is not None else 0
+        self._pending[rid] = _Pending(future, binding, size, write, chain, timer, started)
         return future
 
     def _expire(self, rid: int) -> None:
@@ -213,8 +292,10 @@ class RemoteSession:
         while len(self._expired) > LATE_MEMORY:
             self._expired.popitem(last=False)
         self.counters["timeouts"] += 1
-        log.warning(
+        peer_log.warn(  # a device that stalls would otherwise log every access
             "device did not answer in time",
+            self.peer,
+            self.name,
             device=self.name,
             region=p.binding.region_id,
             access=rid,
@@ -249,6 +330,8 @@ class RemoteSession:
                 p.timer.cancel()
             if not p.future.done():
                 p.future.set_result(reply.result if p.write else (reply.value, reply.result))
+            if p.started:
+                self.metrics.observe(self.name, time.monotonic_ns() - p.started)
 
     def chain_of(self, access_id: int) -> frozenset[int]:
         """The causal chain of a DMA made while serving ``access_id`` (and this device)."""
@@ -280,12 +363,12 @@ class RemoteSession:
     def follow_irqs(self, irqs: IrqRegistry, patterns: list[str]) -> None:
         """Send the levels of the lines matching ``patterns`` now, then every change (a later
         call replaces the patterns)."""
+        wanted = line_matcher(patterns)  # InvalidRequest before anything changes
         if self._unwatch is not None:
             self._unwatch()
-        wanted = list(patterns)
 
         def changed(line: IrqLine, _now: int) -> None:
-            if matches(line.name, wanted):
+            if wanted(line.name):
                 self._send_levels([line])
 
         self._unwatch = irqs.watch(changed)
@@ -295,21 +378,28 @@ class RemoteSession:
         out = [pb.IrqLine(name=ln.name, level=ln.level, changes=ln.changes) for ln in lines]
         if not out and not snapshot:
             return
-        messages = self.outbox.messages
-        last = messages[-1] if messages else None
-        if last is not None and last.HasField("irqs") and not snapshot:
-            last.irqs.lines.extend(out)  # coalesce changes that wait to be sent
-            self.outbox.wake.set()
-        else:
-            self.outbox.send(pb.BusMessage(irqs=pb.IrqLevels(lines=out)))
+        # Changes that wait to be sent travel together; a snapshot goes alone.
+        self.outbox.send_levels(out, coalesce=not snapshot)
 
     # -- ending -------------------------------------------------------------------------------
+
+    def fail(self, error: BaseException) -> None:
+        """End the session because of ``error`` (its stream ends with that status)."""
+        if not self.closed:
+            self.failures.append(error)
+            self.close()
+
+    def _overflowed(self) -> None:
+        self.close()  # close() records why
 
     def close(self) -> None:
         """Fail what is pending, release the regions; idempotent."""
         if self.closed:
             return
         self.closed = True
+        overflowed = self.outbox.overflowed
+        if overflowed is not None:  # whoever closes first (the stream may end before we do)
+            self.failures.append(overflowed)
         if self.dma is not None:
             self.dma.close()
         if self._unwatch is not None:

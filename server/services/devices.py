@@ -2,12 +2,15 @@
 about devices (``ListDevices``, ``ResetDevice``). Interrupt lines are in ``irqs.py``.
 
 This module speaks the protocol — hello and welcome, message dispatch, region replies — and
-leaves the device domain (claims, registrations, pending accesses, DMA) to the core.
+leaves the device domain (claims, registrations, pending accesses, DMA) to the core. What the
+device's identity allows (``mmiobus.server.authz``) is checked here: its name at hello, each
+claim and registration, its DMA (reads need the read role, writes the write role).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import AsyncIterator
 
 import grpc
@@ -19,10 +22,13 @@ from mmiobus.wire import (
     access_spec_to_pb,
     attrs_from_pb,
     endianness_to_pb,
+    size_from_pb,
     size_to_pb,
     status_value,
 )
 
+from .. import authz, peer_log
+from ..auth import EVERYONE, Identity, Role
 from ..core import BusCore, Initiator
 from ..devices.registry import check_name
 from ..devices.remote import Binding, RemoteSession
@@ -58,9 +64,9 @@ class DeviceService:
         except StopAsyncIteration:
             return
         try:
-            session = self._hello(first, peer)
+            session, who = self._hello(first, peer)
         except Exception as e:
-            log.warning("device refused", peer=peer, reason=str(e))
+            peer_log.warn("device refused", peer, reason=str(e))
             await abort(context, e)
             return
         core = self.core
@@ -73,7 +79,7 @@ class DeviceService:
         )
         failure: list[BaseException] = []
         reader = asyncio.create_task(
-            self._read(session, it, failure), name=f"device-{session.name}"
+            self._read(session, it, failure, who), name=f"device-{session.name}"
         )
         try:
             while (message := await session.outbox.next()) is not None:
@@ -81,21 +87,27 @@ class DeviceService:
         finally:
             reader.cancel()
             session.close()
+        failure[:0] = session.failures  # the bus ended it (the device stopped reading)
         if failure:
             code, reason = status_or_internal(failure[0])
-            log.warning("device stream closed", device=session.name, reason=reason)
+            peer_log.warn(
+                "device stream closed", peer, session.name, device=session.name, reason=reason
+            )
             await context.abort(code, reason)
 
-    def _hello(self, message: pb.DeviceMessage, peer: str) -> RemoteSession:
+    def _hello(self, message: pb.DeviceMessage, peer: str) -> tuple[RemoteSession, Identity]:
         if message.WhichOneof("msg") != "hello":
             raise InvalidRequest("the first message must be hello")
         hello = message.hello
         tokens = self.core.config.device_tokens
-        if tokens and hello.token not in tokens:
+        given = hello.token.encode()
+        if tokens and not any([hmac.compare_digest(given, t.encode()) for t in tokens]):
             raise Unauthenticated(
                 "device credentials are missing or wrong (the bus was started with "
                 "--device-token; pass the same token to the device)"
             )
+        who = authz.device_identity(self.core, hello.token)
+        authz.check_device_name(who, hello.name)
         low, high = hello.min_protocol or 1, hello.max_protocol or hello.min_protocol or 1
         if high < PROTOCOL_MIN or low > PROTOCOL_MAX or low > high:
             raise Conflict(
@@ -103,42 +115,58 @@ class DeviceService:
                 f"{PROTOCOL_MIN}..{PROTOCOL_MAX}"
             )
         session = self.registry.admit(hello.name, peer, hello.requester_id)
-        who = Initiator(session.name, session.requester_id, session.identity)
-        session.dma = OrderedAccesses(self.core, who)
-        return session
+        initiator = Initiator(session.name, session.requester_id, session.identity)
+        session.dma = OrderedAccesses(self.core, initiator)
+        if who is not EVERYONE:
+            log.info("device authenticated", device=session.name, identity=who.name)
+        return session, who
 
     async def _read(
         self,
         session: RemoteSession,
         it: AsyncIterator[pb.DeviceMessage],
         failure: list[BaseException],
+        who: Identity,
     ) -> None:
         """Serve what the device sends until its stream ends; a message that breaks the
         protocol ends the session with its status (kept in ``failure``)."""
+        # DMA the identity may not make answers MEMTX_ACCESS_ERROR, as an IOMMU would.
+        may = (who.has(Role.READ), who.has(Role.WRITE))
+        refused_dma = said = False
         try:
             async for message in it:
                 kind = message.WhichOneof("msg")
                 if kind == "replies":
                     session.answer(message.replies)
                 elif kind == "region":
-                    self._region(session, message.region)
+                    self._region(session, message.region, who)
                 elif kind == "dma":
-                    self._dma(session, message.dma, False)
+                    refused_dma |= not self._dma(session, message.dma, False, may)
                 elif kind == "dmas":
                     for req in message.dmas.requests:
-                        self._dma(session, req, True)
+                        refused_dma |= not self._dma(session, req, True, may)
                 elif kind == "irq":
                     self._irq(session, message.irq)
                 elif kind == "reset_done":
                     session.reset_done(message.reset_done.id)
                 elif kind == "share":
-                    self._share(session, message.share)
+                    self._share(session, message.share, who)
                 elif kind == "follow_irqs":
+                    authz.require(who, Role.READ, "following interrupt lines")
                     session.follow_irqs(self.core.irqs, list(message.follow_irqs.lines))
                 elif kind == "hello":
                     raise InvalidRequest("hello sent twice")
                 else:
                     raise InvalidRequest("an empty message (set one field)")
+                if refused_dma and not said:
+                    said = True
+                    log.warning(
+                        "device DMA refused: its identity lacks the role (answered "
+                        "MEMTX_ACCESS_ERROR; said once per session)",
+                        device=session.name,
+                        identity=who.name,
+                        roles=who.describe_roles(),
+                    )
         except grpc.RpcError:
             pass  # the stream broke: close() fails what is pending
         except grpc.aio.AbortError:
@@ -149,13 +177,14 @@ class DeviceService:
 
     # -- what the device sends ----------------------------------------------------------------
 
-    def _region(self, session: RemoteSession, req: pb.RegionRequest) -> None:
+    def _region(self, session: RemoteSession, req: pb.RegionRequest, who: Identity) -> None:
         op = req.WhichOneof("op")
         try:
             if op == "claim":
+                authz.check_claim(who, req.claim.region)
                 binding = self.registry.claim(session, req.claim.region)
             elif op == "register":
-                binding = self._register(session, req.register)
+                binding = self._register(session, req.register, who)
             elif op == "unmap":
                 self.registry.unmap(session, req.unmap.handle)
                 session.outbox.send(pb.BusMessage(region=pb.RegionReply(request_id=req.request_id)))
@@ -176,14 +205,18 @@ class DeviceService:
         )
         session.outbox.send(pb.BusMessage(region=reply))
 
-    def _register(self, session: RemoteSession, r: pb.RegisterRegion) -> Binding:
+    def _register(self, session: RemoteSession, r: pb.RegisterRegion, who: Identity) -> Binding:
         machine = self.core.machine
         region_id = r.id or self.registry.fresh_region_id(session.name)
         spec = registered_region_spec(r, region_id, session.name)
         if r.WhichOneof("parent") == "container":
             parent = machine.region(r.container)
+            space, container = "", r.container
         else:
-            parent = self.core.space(r.address_space).root
+            as_ = self.core.space(r.address_space)
+            parent = as_.root
+            space, container = machine.space_id(as_), ""
+        authz.check_register(who, space, container, r.addr, size_from_pb(r.size), region_id)
         return self.registry.register(session, spec, parent, r.addr, r.priority)
 
     def _describe(self, b: Binding) -> pb.DeviceRegion:
@@ -200,12 +233,18 @@ class DeviceService:
             romd=b.mr.rom_device,
         )
 
-    def _dma(self, session: RemoteSession, req: pb.DmaRequest, batched: bool) -> None:
-        """Queue a DMA request (answered as it came: alone, or with its batch's others)."""
+    def _dma(
+        self, session: RemoteSession, req: pb.DmaRequest, batched: bool, may: tuple[bool, bool]
+    ) -> bool:
+        """Queue a DMA request (answered as it came: alone, or with its batch's others); False
+        when ``may`` (may read, may write) refuses it, answered MEMTX_ACCESS_ERROR."""
         session.counters["dma"] += 1
         reply_to = (req.id, req.posted, batched)
-        chain = session.chain_of(req.on_behalf_of)
         op = req.WhichOneof("op")
+        if not may[op == "write"]:
+            self._dma_reply(session, reply_to, b"", MemTxResult.ACCESS_ERROR)
+            return False
+        chain = session.chain_of(req.on_behalf_of)
         try:
             attrs = (
                 attrs_from_pb(req.attrs, "dma") if req.HasField("attrs") else MEMTXATTRS_UNSPECIFIED
@@ -213,7 +252,7 @@ class DeviceService:
         except Exception as e:
             log.warning("device DMA refused", device=session.name, reason=str(e))
             self._dma_reply(session, reply_to, b"", MemTxResult.DECODE_ERROR)
-            return
+            return True
         request = DmaRequest(
             req.address_space,
             req.addr,
@@ -224,6 +263,7 @@ class DeviceService:
         session.dma.submit(
             request, chain, lambda data, result: self._dma_reply(session, reply_to, data, result)
         )
+        return True
 
     @staticmethod
     def _dma_reply(session: RemoteSession, reply_to: ReplyTo, data: bytes, result: int) -> None:
@@ -236,9 +276,12 @@ class DeviceService:
         else:
             session.outbox.send(pb.BusMessage(dma=reply))
 
-    def _share(self, session: RemoteSession, req: pb.ShareMemory) -> None:
+    def _share(self, session: RemoteSession, req: pb.ShareMemory, who: Identity) -> None:
         reply = pb.SharedMemory(request_id=req.request_id)
         try:
+            # The mapping reads and writes the region's bytes directly.
+            authz.require(who, Role.READ, "sharing a region's memory")
+            authz.require(who, Role.WRITE, "sharing a region's memory")
             mr = self.core.machine.region(req.region)
             shared = self.core.sharing.share(mr, req.region)
         except Exception as e:
@@ -268,11 +311,12 @@ class DeviceService:
         self, request: pb.ListDevicesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListDevicesResponse:
         out = pb.ListDevicesResponse()
+        peers = authz.caller(self.core).has(Role.ADMIN)  # where devices run is for admins
         for d in self.registry.attached():
             c = d.counters
             out.devices.add(
                 name=d.name,
-                peer=d.peer,
+                peer=d.peer if peers else "",
                 regions=d.region_ids,
                 accesses=c["accesses"],
                 timeouts=c["timeouts"],

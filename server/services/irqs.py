@@ -13,8 +13,8 @@ import grpc
 from mmiobus.v1 import devices_pb2 as pb
 
 from ..core import BusCore
-from ..irq import IrqLine, matches
-from .status import answers_errors
+from ..irq import IrqLine, line_matcher
+from .status import abort, answers_errors
 from .streams import first_of
 
 QUEUE = 100_000  # changes kept for one watcher that is behind
@@ -26,6 +26,7 @@ class _Changes:
 
     def __init__(self, patterns: list[str], capacity: int = QUEUE) -> None:
         self.patterns = patterns
+        self.matches = line_matcher(patterns)
         self.capacity = capacity
         self.items: collections.deque[tuple[str, bool, int] | int] = collections.deque()
         self.queued = 0
@@ -33,7 +34,7 @@ class _Changes:
         self.wake = asyncio.Event()
 
     def __call__(self, line: IrqLine, now: int) -> None:
-        if not matches(line.name, self.patterns):
+        if not self.matches(line.name):
             return
         if self.queued >= self.capacity:
             self.lost += 1
@@ -79,12 +80,16 @@ class IrqService:
         self, request: pb.WatchIrqsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.IrqEvent]:
         core = self.core
-        changes = _Changes(list(request.lines))
+        try:
+            changes = _Changes(list(request.lines))
+        except Exception as e:
+            await abort(context, e)
+            return
         stop = core.irqs.watch(changes)
         seq = 0  # numbered as delivered, so it increases by one per event
         try:
             now = time.monotonic_ns()
-            for line in core.irqs.select(changes.patterns):
+            for line in core.irqs.select(changes.matches):
                 seq += 1
                 yield pb.IrqEvent(
                     line=line.name, level=line.level, sequence=seq, timestamp_ns=now, snapshot=True

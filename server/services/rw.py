@@ -22,6 +22,7 @@ from mmiobus.wire import attrs_from_pb
 
 from ..core import BusCore
 from ..errors import InvalidRequest, LimitExceeded
+from ..ordered import PIPELINE_BYTES
 from ..trace import Event
 from .status import abort
 
@@ -31,6 +32,9 @@ _has_field = pb.RwRequest.HasField
 _which_oneof = pb.RwRequest.WhichOneof
 
 
+# A batch lets others run after this many accesses: a 65,536-access batch of RAM reads takes
+# about 0.1 s, traced more.
+RUN_ALONE = 4096
 # One validated access: (request, address space, attributes, the data to write (b"" for a
 # read), whether it writes (a zero-length write has no data but is a write)). Plain tuples: a
 # batch makes thousands of them, and a named tuple costs a call each.
@@ -112,26 +116,43 @@ async def execute(core: BusCore, accesses: list[PlannedAccess], results: Any) ->
 
     An access that has to wait for a remote device does not hold up the next one when that one
     goes to the same device: it is sent at once (the device's stream keeps them in order, and
-    several travel in one message). Anything else waits until every earlier access has its
-    answer, so RAM and other devices see the accesses in order.
+    several travel in one message), up to ``PIPELINE_BYTES`` in flight. Anything else waits
+    until every earlier access has its answer, so RAM and other devices see the accesses in
+    order. Every ``RUN_ALONE`` accesses the request lets others run (and offers what it traced),
+    so that no batch holds the event loop for long.
     """
     add = results.add
     waiting: list[tuple[Any, Any, Any]] = []  # (result message, awaitable, access or record)
+    in_flight = 0  # bytes of the accesses in ``waiting``
+    ran = 0  # accesses since the loop last ran others
     device: object = None
     pipeline_key = core.devices.pipeline_key
+    metrics = core.metrics
     traced: list[Completed] | None = None
     if core.trace.active and not core.trace.skip(len(accesses), lambda: _span(core, accesses)):
         traced = []
     view: FlatView = EMPTY_VIEW  # set before each access when tracing
     for entry in accesses:
         req, space, attrs, data, write = entry
-        out = add()
-        out.id = req.id
-        if waiting:
-            key = pipeline_key(space, req.addr, len(data) or req.read)
-            if key is None or key is not device:
+        ran += 1
+        if ran > RUN_ALONE:
+            ran = in_flight = 0
+            if waiting:
                 await _settle(waiting, traced)
                 device = None
+            if traced:
+                _offer(core, traced)
+                traced = []
+            await asyncio.sleep(0)
+        out = add()
+        out.id = req.id
+        size = len(data) or req.read
+        if waiting:
+            key = pipeline_key(space, req.addr, size)
+            if key is None or key is not device or in_flight + size > PIPELINE_BYTES:
+                await _settle(waiting, traced)
+                device = None
+                in_flight = 0
         if traced is not None:
             view = space.current_map  # before the access: its ops may remap
         if write:
@@ -154,28 +175,37 @@ async def execute(core: BusCore, accesses: list[PlannedAccess], results: Any) ->
                 continue
             pending = r
         if not waiting:
-            device = pipeline_key(space, req.addr, len(data) or req.read)
+            device = pipeline_key(space, req.addr, size)
         waiting.append((out, pending, entry if traced is None else (entry, view, _now())))
+        in_flight += size
         if device is None:
             await _settle(waiting, traced)
+            in_flight = 0
     if waiting:
         await _settle(waiting, traced)
+    if metrics is not None:
+        metrics.client(accesses, results)
     if traced:
-        describer = core.describer
+        _offer(core, traced)
 
-        def describe(record: Completed, seq: int) -> Event:
-            entry, view, out, t0, now = record
-            req, space, attrs, data, write = entry
-            if write:
-                size, shown = len(data), data
-            else:
-                size, shown = req.read, out.data
-            return describer.event(
-                seq, now, space, view, req.addr, size, write, shown, out.result,
-                "client", attrs.requester_id, now - t0 if t0 else 0,
-            )  # fmt: skip
 
-        core.trace.offer(traced, describe, lambda records: _span(core, [r[0] for r in records]))
+def _offer(core: BusCore, traced: list[Completed]) -> None:
+    """Offer the client accesses recorded while tracing to the subscribers."""
+    describer = core.describer
+
+    def describe(record: Completed, seq: int) -> Event:
+        entry, view, out, t0, now = record
+        req, space, attrs, data, write = entry
+        if write:
+            size, shown = len(data), data
+        else:
+            size, shown = req.read, out.data
+        return describer.event(
+            seq, now, space, view, req.addr, size, write, shown, out.result,
+            "client", attrs.requester_id, now - t0 if t0 else 0,
+        )  # fmt: skip
+
+    core.trace.offer(traced, describe, lambda records: _span(core, [r[0] for r in records]))
 
 
 async def _settle(waiting: list[tuple[Any, Any, Any]], traced: list[Completed] | None) -> None:

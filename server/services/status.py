@@ -24,6 +24,7 @@ from mmiobus.memory.errors import (
     NotFoundError,
     NotMappedError,
     RegionInUseError,
+    RenderWorkError,
     TransactionError,
 )
 
@@ -47,6 +48,7 @@ _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (CycleError, grpc.StatusCode.FAILED_PRECONDITION),
     (InUseError, grpc.StatusCode.FAILED_PRECONDITION),
     (TransactionError, grpc.StatusCode.FAILED_PRECONDITION),
+    (RenderWorkError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (InvalidArgumentError, grpc.StatusCode.INVALID_ARGUMENT),
     (DescriptionError, grpc.StatusCode.INVALID_ARGUMENT),
     (pydantic.ValidationError, grpc.StatusCode.INVALID_ARGUMENT),

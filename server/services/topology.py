@@ -5,20 +5,24 @@ listener events as a stream)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
 import structlog
 from mmiobus.machine import Machine
 from mmiobus.memory.addrspace import AddressSpace
+from mmiobus.memory.errors import RenderWorkError
 from mmiobus.memory.listener import MemoryListener, MemoryRegionSection
 from mmiobus.memory.mtree import mtree
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.wire import endianness_to_pb, flat_range_to_pb, limits_to_pb, size_from_pb
 
+from .. import authz
 from ..core import BusCore
 from ..errors import Conflict, InvalidRequest, LimitExceeded, NotFound, Reworded
+from ..names import check_length
 from .convert import cpu_to_pb, flat_view_to_pb, region_spec_from_pb, topology_to_pb
 from .status import abort, answers_errors, status_of
 from .streams import until
@@ -26,11 +30,15 @@ from .streams import until
 log = structlog.get_logger("mmiobus.bus")
 
 PROTOCOL_VERSION = 1
+_BACKED = (pb.RAM, pb.ROM, pb.ROMD)  # kinds of region with memory of their own
+_DELETED = object()  # ends a watch whose address space was deleted
 
 Operation = Callable[[Machine, Any, str], None]
 
 
 def _create_region(m: Machine, o: pb.CreateRegion, where: str) -> None:
+    check_length(o.id, f"{where}.id")
+    check_length(o.name, f"{where}.name")
     spec = region_spec_from_pb(o, where)
     if spec.kind == "alias" and spec.target not in m.regions:
         raise NotFound(f"{where}.target: no region with id {spec.target!r}")
@@ -42,7 +50,15 @@ def _create_region(m: Machine, o: pb.CreateRegion, where: str) -> None:
 def _create_address_space(m: Machine, o: pb.CreateAddressSpace, where: str) -> None:
     if not o.id:
         raise InvalidRequest(f"{where}.id: an address space needs an id")
+    check_length(o.id, f"{where}.id")
+    check_length(o.name, f"{where}.name")
     m.create_address_space(o.id, o.name, o.root)
+
+
+def _delete_address_space(m: Machine, o: pb.DeleteAddressSpace, where: str) -> None:
+    if not o.id:
+        raise InvalidRequest(f"{where}.id: name the address space to delete")
+    m.delete_address_space(o.id)
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -58,6 +74,7 @@ OPERATIONS: dict[str, Operation] = {
     "create_address_space": _create_address_space,
     "set_readonly": lambda m, o, w: m.region(o.id).set_readonly(o.readonly),
     "set_romd": lambda m, o, w: m.region(o.id).set_romd(o.romd_mode),
+    "delete_address_space": _delete_address_space,
 }
 """One function per ``TopologyOp`` field: (machine, the operation's message, where) -> None."""
 
@@ -80,6 +97,7 @@ class TopologyService:
 
     def __init__(self, core: BusCore) -> None:
         self.core = core
+        self.watches: set[TopologyWatch] = set()
         # What CPU front-ends are told of the machine's CPUs (device trees made once).
         self.cpus = [cpu_to_pb(core.machine, cpu) for cpu in core.machine.cpus.values()]
 
@@ -95,11 +113,14 @@ class TopologyService:
                     f"{limits.max_topology_ops} per transaction (--max-topology-ops)"
                 )
             machine = core.machine
-            with machine.system.atomic():
+            with _refused_renders(), machine.system.atomic():
                 for i, op in enumerate(request.ops):
                     try:
                         self._check_shared(op)
-                        apply_op(machine, op, f"ops[{i}]")
+                        authz.check_topology_op(core, op, f"ops[{i}]")
+                        self._apply(op, f"ops[{i}]")
+                        # A long transaction stops as soon as its renders are over budget.
+                        machine.system.check_render_work()
                     except Exception as e:
                         status = status_of(e)
                         if status is None:
@@ -110,12 +131,47 @@ class TopologyService:
                             message = f"ops[{i}] ({what}): {message}"
                         raise Reworded(e, message + "; nothing was applied") from None
             core.topology_changed()
+            core.devices.forget_deleted()
+            self._end_watches()
             generation = machine.system.generation
             log.info("topology changed", ops=len(request.ops), generation=generation)
             return pb.ApplyTopologyResponse(applied=len(request.ops), generation=generation)
         except Exception as e:
             await abort(context, e)
             raise
+
+    def _apply(self, op: pb.TopologyOp, where: str) -> None:
+        """Apply one operation, charging the RAM it creates to the budget (--max-ram-bytes)
+        before it is allocated."""
+        kind = op.WhichOneof("op")
+        machine, ram = self.core.machine, self.core.ram
+        mr = None
+        if kind == "create_region" and op.create_region.kind in _BACKED:
+            size = size_from_pb(op.create_region.size)
+            ram.check(None, size, f"{where}.create_region.size")
+        elif kind == "set_size":
+            mr = machine.regions.get(op.set_size.id)
+            if mr is not None and mr.backing is not None:
+                ram.check(mr, size_from_pb(op.set_size.size), f"{where}.set_size.size")
+        elif kind == "delete_region":
+            mr = machine.regions.get(op.delete_region.id)
+        apply_op(machine, op, where)
+        if kind == "create_region":
+            mr = machine.regions.get(op.create_region.id)
+        if mr is None or mr.backing is None:
+            return
+        if kind == "delete_region":
+            ram.release(mr)
+        else:
+            ram.charge(mr)
+
+    def _end_watches(self) -> None:
+        """Watches of address spaces that were deleted end (they saw every range go)."""
+        live = self.core.machine.system.address_spaces
+        for watch in list(self.watches):
+            if watch.space not in live:
+                self.watches.discard(watch)
+                watch.queue.put_nowait(_DELETED)
 
     def _check_shared(self, op: pb.TopologyOp) -> None:
         """A region whose bytes a CPU maps keeps its size (its mapping cannot follow)."""
@@ -174,13 +230,21 @@ class TopologyService:
             return
         watch = TopologyWatch(core.machine, space)
         space.register_listener(watch)  # replays the current view: the snapshot
+        self.watches.add(watch)
         try:
             async for message in until(_drain(watch.queue), core.stopping):
+                if message is _DELETED:
+                    await context.abort(
+                        grpc.StatusCode.NOT_FOUND,
+                        f"address_space: {request.address_space!r} was deleted",
+                    )
                 if message is None:  # fell behind: start again from the current view
                     message = watch.snapshot()
                 yield message
         finally:
-            space.unregister_listener(watch)
+            self.watches.discard(watch)
+            if watch in space.listeners:  # a deleted address space's listeners are gone
+                space.unregister_listener(watch)
 
 
 class TopologyWatch(MemoryListener):
@@ -191,7 +255,8 @@ class TopologyWatch(MemoryListener):
     def __init__(self, machine: Machine, space: AddressSpace) -> None:
         self.machine = machine
         self.space = space
-        self.queue: asyncio.Queue[pb.TopologyChange | None] = asyncio.Queue()
+        # TopologyChange, None (fell behind) or _DELETED
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.current: pb.TopologyChange | None = None
         self.first = True
         self.behind = False
@@ -240,6 +305,15 @@ class TopologyWatch(MemoryListener):
         for r in flat_view_to_pb(self.machine, self.space):
             message.changes.add(add=True, range=r)
         return message
+
+
+@contextlib.contextmanager
+def _refused_renders() -> Iterator[None]:
+    """A transaction refused as a whole for its render work says so."""
+    try:
+        yield
+    except RenderWorkError as e:
+        raise Reworded(e, f"ops: {e}; nothing was applied") from None
 
 
 async def _drain(queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:

@@ -118,7 +118,7 @@ class TraceService:
             await abort(context, e)
             return
         wake = asyncio.Event()
-        sub = core.trace.subscribe(f, capacity)
+        sub = core.trace.subscribe(f, capacity, max_data)
         sub.wake = wake.set
         # Read the peer now: asking a cancelled call for it crashes grpc (a segfault).
         peer = context.peer()

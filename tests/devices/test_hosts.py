@@ -82,7 +82,17 @@ def test_device_and_client_on_another_host_reach_the_bus(hosts, tmp_path: Path):
     machine = tmp_path / "m.yaml"
     machine.write_text(MACHINE)
     server = subprocess.Popen(
-        _in(bus_ns, MMIOBUS, "serve", "--config", str(machine), "--listen", f"{bus_ip}:7170"),
+        # Beyond loopback without authentication: --insecure says it is meant (issue 12).
+        _in(
+            bus_ns,
+            MMIOBUS,
+            "serve",
+            "--config",
+            str(machine),
+            "--listen",
+            f"{bus_ip}:7170",
+            "--insecure",
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

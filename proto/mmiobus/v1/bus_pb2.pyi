@@ -261,8 +261,14 @@ class SetRomd(_message.Message):
     romd_mode: bool
     def __init__(self, id: _Optional[str] = ..., romd_mode: _Optional[bool] = ...) -> None: ...
 
+class DeleteAddressSpace(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
 class TopologyOp(_message.Message):
-    __slots__ = ("create_region", "delete_region", "add_subregion", "remove_subregion", "set_address", "set_priority", "set_enabled", "set_alias_offset", "set_size", "create_address_space", "set_readonly", "set_romd")
+    __slots__ = ("create_region", "delete_region", "add_subregion", "remove_subregion", "set_address", "set_priority", "set_enabled", "set_alias_offset", "set_size", "create_address_space", "set_readonly", "set_romd", "delete_address_space")
     CREATE_REGION_FIELD_NUMBER: _ClassVar[int]
     DELETE_REGION_FIELD_NUMBER: _ClassVar[int]
     ADD_SUBREGION_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +281,7 @@ class TopologyOp(_message.Message):
     CREATE_ADDRESS_SPACE_FIELD_NUMBER: _ClassVar[int]
     SET_READONLY_FIELD_NUMBER: _ClassVar[int]
     SET_ROMD_FIELD_NUMBER: _ClassVar[int]
+    DELETE_ADDRESS_SPACE_FIELD_NUMBER: _ClassVar[int]
     create_region: CreateRegion
     delete_region: DeleteRegion
     add_subregion: AddSubregion
@@ -287,7 +294,8 @@ class TopologyOp(_message.Message):
     create_address_space: CreateAddressSpace
     set_readonly: SetReadonly
     set_romd: SetRomd
-    def __init__(self, create_region: _Optional[_Union[CreateRegion, _Mapping]] = ..., delete_region: _Optional[_Union[DeleteRegion, _Mapping]] = ..., add_subregion: _Optional[_Union[AddSubregion, _Mapping]] = ..., remove_subregion: _Optional[_Union[RemoveSubregion, _Mapping]] = ..., set_address: _Optional[_Union[SetAddress, _Mapping]] = ..., set_priority: _Optional[_Union[SetPriority, _Mapping]] = ..., set_enabled: _Optional[_Union[SetEnabled, _Mapping]] = ..., set_alias_offset: _Optional[_Union[SetAliasOffset, _Mapping]] = ..., set_size: _Optional[_Union[SetSize, _Mapping]] = ..., create_address_space: _Optional[_Union[CreateAddressSpace, _Mapping]] = ..., set_readonly: _Optional[_Union[SetReadonly, _Mapping]] = ..., set_romd: _Optional[_Union[SetRomd, _Mapping]] = ...) -> None: ...
+    delete_address_space: DeleteAddressSpace
+    def __init__(self, create_region: _Optional[_Union[CreateRegion, _Mapping]] = ..., delete_region: _Optional[_Union[DeleteRegion, _Mapping]] = ..., add_subregion: _Optional[_Union[AddSubregion, _Mapping]] = ..., remove_subregion: _Optional[_Union[RemoveSubregion, _Mapping]] = ..., set_address: _Optional[_Union[SetAddress, _Mapping]] = ..., set_priority: _Optional[_Union[SetPriority, _Mapping]] = ..., set_enabled: _Optional[_Union[SetEnabled, _Mapping]] = ..., set_alias_offset: _Optional[_Union[SetAliasOffset, _Mapping]] = ..., set_size: _Optional[_Union[SetSize, _Mapping]] = ..., create_address_space: _Optional[_Union[CreateAddressSpace, _Mapping]] = ..., set_readonly: _Optional[_Union[SetReadonly, _Mapping]] = ..., set_romd: _Optional[_Union[SetRomd, _Mapping]] = ..., delete_address_space: _Optional[_Union[DeleteAddressSpace, _Mapping]] = ...) -> None: ...
 
 class ApplyTopologyRequest(_message.Message):
     __slots__ = ("ops",)

@@ -1,0 +1,130 @@
+"""TLS and mutual TLS with certificates made for the test (openssl): a client trusts the bus
+by its CA; with --tls-client-ca every TLS caller presents a certificate, and the --auth file
+names identities by it. Device processes and the command line take the same credentials."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from mmiobus.client import Bus, PermissionDenied, ServerUnavailable
+from mmiobus.credentials import Credentials
+from support.auth import make_pki, write_auth_file, write_token
+from support.command_line import mmiobus
+from support.devices import start_device
+
+TIMER = "mmiobus.devices.models.timer:Timer"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"), clients=["cpu0", "intruder"])
+
+
+def _tls(pki, client: str | None = None, token: str = "") -> Credentials:
+    cert = key = None
+    if client is not None:
+        cert_path, key_path = pki.client(client)
+        cert, key = cert_path.read_bytes(), key_path.read_bytes()
+    return Credentials(token, True, pki.ca.read_bytes(), cert, key)
+
+
+@pytest.fixture(scope="module")
+def tls_bus(machine_server, pki, tmp_path_factory):
+    """TLS on TCP, a shared token."""
+    token, path = write_token(tmp_path_factory.mktemp("tls"), "shared")
+    server = machine_server(None, "--tls-cert", str(pki.server_cert), "--tls-key",
+                            str(pki.server_key), "--token-file", str(path))  # fmt: skip
+    return server, token
+
+
+def test_a_client_that_trusts_the_ca_reads_over_tls(tls_bus, pki):
+    server, token = tls_bus
+    with Bus(server.tcp, credentials=_tls(pki, token=token)) as bus:
+        bus.write(0x1000, b"\x01\x02")
+        assert bus.read(0x1000, 2) == b"\x01\x02"
+
+
+def test_a_plain_text_client_cannot_talk_to_a_tls_bus(tls_bus):
+    server, token = tls_bus
+    with pytest.raises(ServerUnavailable):
+        Bus(server.tcp, credentials=Credentials(token), timeout=5)
+
+
+def test_a_client_that_does_not_trust_the_bus_is_refused(tls_bus, tmp_path):
+    server, token = tls_bus
+    other = make_pki(tmp_path / "other", ca_name="other-ca")
+    with pytest.raises(ServerUnavailable):
+        Bus(server.tcp, credentials=Credentials(token, True, other.ca.read_bytes()), timeout=5)
+
+
+def test_the_unix_socket_stays_plain_text_and_still_asks_for_the_token(tls_bus, pki):
+    server, token = tls_bus
+    with Bus(server.unix, credentials=_tls(pki, token=token)) as bus:
+        assert bus.read(0x1000, 1)
+    with pytest.raises(PermissionDenied):
+        Bus(server.unix, credentials=Credentials())
+
+
+def test_the_command_line_takes_the_ca_and_a_token_file(tls_bus, pki, tmp_path):
+    server, token = tls_bus
+    path = tmp_path / "token"
+    path.write_text(token)
+    out = mmiobus("read", "-s", server.tcp, "--tls-ca", str(pki.ca), "--token-file",
+                  str(path), "0x1000", "2")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    out = mmiobus("read", "-s", server.tcp, "--token-file", str(path), "0x1000", "2")
+    assert out.returncode == 1
+    assert "no mmiobus server answers" in out.stderr
+
+
+@pytest.fixture(scope="module")
+def mutual(machine_server, pki, tmp_path_factory):
+    """Mutual TLS; identities by certificate."""
+    folder = tmp_path_factory.mktemp("mtls")
+    auth = write_auth_file(
+        folder,
+        [{"name": "cpu0", "certificate": {"common_name": "cpu0"}, "roles": ["read", "device"],
+          "device": {"names": ["timer0"], "claims": ["timer0"]}}],
+    )  # fmt: skip
+    return machine_server(None, "--tls-cert", str(pki.server_cert), "--tls-key",
+                          str(pki.server_key), "--tls-client-ca", str(pki.ca),
+                          "--auth", str(auth))  # fmt: skip
+
+
+def test_mutual_tls_names_the_identity_by_its_certificate(mutual, pki):
+    with Bus(mutual.tcp, credentials=_tls(pki, "cpu0")) as cpu0:
+        assert cpu0.read(0x1000, 4)
+        with pytest.raises(PermissionDenied, match="'cpu0'"):
+            cpu0.write(0x1000, b"\x00")
+
+
+def test_a_certificate_the_policy_does_not_name_is_no_one(mutual, pki):
+    with pytest.raises(PermissionDenied, match="requires credentials") as refused:
+        Bus(mutual.tcp, credentials=_tls(pki, "intruder"))
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_mutual_tls_refuses_a_connection_without_a_certificate(mutual, pki):
+    with pytest.raises(ServerUnavailable):
+        Bus(mutual.tcp, credentials=_tls(pki), timeout=5)
+
+
+def test_a_device_process_attaches_with_its_certificate_from_the_environment(mutual, pki):
+    cert, key = pki.client("cpu0")
+    env = {"MMIOBUS_TLS_CA": str(pki.ca), "MMIOBUS_TLS_CERT": str(cert),
+           "MMIOBUS_TLS_KEY": str(key)}  # fmt: skip
+    device = start_device(TIMER, mutual.tcp, "--claim", "timer0", name="timer0", env=env)
+    try:
+        with Bus(mutual.tcp, credentials=_tls(pki, "cpu0")) as bus:
+            assert any(d.name == "timer0" for d in bus.devices())
+    finally:
+        device.stop()
+
+
+def test_a_key_that_is_not_the_certificates_is_one_line(pki):
+    _, other_key = pki.client("intruder")
+    out = mmiobus("serve", "--listen", "127.0.0.1:0", "--tls-cert", str(pki.server_cert),
+                  "--tls-key", str(other_key))  # fmt: skip
+    assert out.returncode == 1
+    [line] = out.stderr.strip().splitlines()
+    assert "--tls-key" in line and "not a certificate and its key" in line
