@@ -61,6 +61,12 @@ def register(sub: Any) -> None:
         help="do not count instructions (faster; the summary then has no count)",
     )
     p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="leave the engine's and the bus connection's threads to the scheduler (default: "
+        "they share one core while the CPU runs, which makes every bus access cheaper)",
+    )
+    p.add_argument(
         "--token",
         help="the token itself; other local users can read it (`ps`): prefer --token-file or "
         "$MMIOBUS_TOKEN",
@@ -96,6 +102,7 @@ def cmd_cpu_run(args: argparse.Namespace) -> int:
         count_instructions=not args.no_count,
         arch=args.arch,
         credentials=a.credentials(args),
+        pin=not args.no_pin,
     )
     if args.max_instructions is not None and args.no_count:
         raise CommandError("--max-instructions needs the count: drop --no-count")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from mmiobus.cpu.affinity import Mask, pin, pin_here, unpin
 from mmiobus.cpu.board import Board, build
 from mmiobus.cpu.layout import declared_regions, layout
 from mmiobus.cpu.remote_bus import Access, PipelinedBus
@@ -101,6 +102,8 @@ class InServerCpu:
         self._starter: asyncio.Task[None] | None = None
         self._waiting: dict[str, str] = {}  # region id -> device process to serve it
         self._unwatch: Any = None
+        self._core: int | None = None  # the core the engine shares with the loop
+        self._loop_mask: Mask | None = None  # the loop thread's cores before
 
     @property
     def region_ids(self) -> list[str]:
@@ -160,8 +163,13 @@ class InServerCpu:
         while missing():
             await asyncio.sleep(0.05)
         assert self._thread is not None
+        # The engine and the loop hand each access to each other: one core for both.
+        pinned = pin_here() if self.core.config.pin_cpus else None
+        if pinned is not None:
+            self._core, self._loop_mask = pinned
         self._thread.start()
-        log.info("CPU started in the server", cpu=self.name, arch=self.spec.arch)
+        log.info("CPU started in the server", cpu=self.name, arch=self.spec.arch,
+                 core=self._core)  # fmt: skip
 
     def _bind(self, board: Board) -> None:
         """The board devices' regions answer through the board (a function call)."""
@@ -207,6 +215,7 @@ class InServerCpu:
         board = self.board
         assert board is not None
         options = self.run_options
+        pin(self._core)
         try:
             self.result = board.engine.run(options.until, options.timeout)
             log.info("CPU stopped", cpu=self.name, summary=self.result.summary())
@@ -214,7 +223,12 @@ class InServerCpu:
             self.error, self.result = e, e.result
             log.error("CPU stopped", cpu=self.name, error=str(e))
         finally:
-            loop.call_soon_threadsafe(self.done.set)
+            loop.call_soon_threadsafe(self._stopped)
+
+    def _stopped(self) -> None:
+        unpin(self._loop_mask)  # the loop's thread, its cores back
+        self._loop_mask = None
+        self.done.set()
 
     async def stop(self) -> None:
         """Stop the engine and wait for its thread."""

@@ -6,14 +6,16 @@ process (`mmiobus cpu run`) and one in the server (`serve --cpu`)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 from mmiobus.client import Bus
 from mmiobus.v1 import devices_pb2
+from support.devices import start_device
 from support.firmware import start_cpu
 from support.raw_device import RawDevice
-from support.rvasm import Program, jal, la, lbu, li, ref, sb, sd, sw
+from support.rvasm import Program, beq, jal, la, lbu, ld, li, ref, sb, sd, sw
 from support.servers import start_server
 from support.wait import wait_for
 
@@ -107,3 +109,69 @@ def test_a_store_reaches_the_device_though_the_guest_never_reads_again(tmp_path,
             assert (store.write, store.offset, store.value) == (True, 0, ord("A"))
     finally:
         cpu.stop()
+
+
+# -- one core for the engine and the loop (mmiobus.cpu.affinity) ------------------------------
+
+FLAG = 0x80100008  # the guest spins until the test writes it
+
+
+def _waiting_guest() -> Program:
+    """Say it runs (1 at RESULT), spin until FLAG is set, power off."""
+    p = Program(BASE)
+    p.labels.update(result=RESULT, flag=FLAG)
+    p.emit(la("t0", "result"), li("t1", 1), sd("t1", "t0"), la("t0", "flag"))
+    p.label("wait")
+    p.emit(ld("t1", "t0"), ref(beq, "wait", "t1", "zero"))
+    p.emit(li("t0", TEST), li("t1", 0x5555), sw("t1", "t0"))
+    p.label("spin")
+    p.emit(ref(jal, "spin", "zero"))
+    return p
+
+
+def _cores(pid: int) -> dict[int, set[int]]:
+    """The cores each thread of process ``pid`` may run on, by thread id."""
+    return {int(tid): os.sched_getaffinity(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux and two cores to see threads share one",
+)
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "no-pin"])
+def test_the_engine_and_the_loop_share_a_core_while_the_cpu_runs(tmp_path, where, pinned):
+    image = tmp_path / "guest.bin"
+    image.write_bytes(_waiting_guest().to_bytes())
+    extra = [] if pinned else ["--no-pin"]
+    in_server = ["--cpu", "cpu0", "--firmware", str(image), *extra] if where == "server" else []
+    server = start_server("--machine", "riscv-virt", *in_server)
+    uart = start_device("mmiobus.devices.models.uart16550:Uart16550", server.tcp, "--claim",
+                        "uart0", "--arg", "output=none", "--arg", "input=none")  # fmt: skip
+    process = None
+    if where == "process":
+        process = start_cpu(server.tcp, "--firmware", str(image), "--timeout", "60", *extra)
+    pid = process.proc.pid if process is not None else server.proc.pid
+    everything = os.sched_getaffinity(pid)
+    try:
+        with Bus(server.tcp) as client:
+            wait_for(lambda: client.read(RESULT, 8) == (1).to_bytes(8, "little"), 60)
+            cores = _cores(pid)
+            main = cores[pid]  # the engine's thread in `cpu run`, the loop's in the server
+            if pinned:
+                assert len(main) == 1, cores
+                partners = [t for t, c in cores.items() if t != pid and c == main]
+                assert partners, cores  # the loop's thread (cpu run), the engine's (server)
+            else:
+                assert main == everything, cores
+            client.write(FLAG, (1).to_bytes(8, "little"))
+        if process is not None:
+            status, _out, log = process.wait()
+            assert status == 0, log
+        else:
+            wait_for(lambda: "CPU stopped" in server.log(), 60, message=server.log)
+            wait_for(lambda: os.sched_getaffinity(pid) == everything, 10)  # given back
+    finally:
+        uart.stop()
+        if process is not None:
+            process.kill()
+        assert server.stop() == 0, server.log()
