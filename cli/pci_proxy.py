@@ -47,7 +47,11 @@ def register(sub: Any) -> None:
     p.add_argument("--pci-addr", metavar="SLOT[.FN]", help="the function's slot (QEMU's addr=)")
     p.add_argument("--name", default="pci-proxy", help="the device session's name (default: "
                    "%(default)s)")  # fmt: skip
-    p.add_argument("--token", help="credentials, when the bus requires them")
+    p.add_argument(
+        "--token",
+        help="the token itself, for a bus started with --device-token; other local users can "
+        "read it (`ps`): prefer --token-file or $MMIOBUS_TOKEN",
+    )
     p.add_argument("--no-reconnect", action="store_true",
                    help="fail at once when the bus cannot be reached")  # fmt: skip
     p.add_argument("qemu", nargs="*", metavar="-- [QEMU] OPTION",
@@ -147,7 +151,7 @@ def cmd_pci_proxy(args: argparse.Namespace) -> int:
               flush=True)  # fmt: skip
 
     opts = ProxyOptions(server, args.name, config, argv, pci_addr=args.pci_addr,
-                        token=args.token or "", reconnect=not args.no_reconnect,
+                        token=args.token or "", credentials=a.credentials(args), reconnect=not args.no_reconnect,
                         on_ready=ready)  # fmt: skip
 
     async def run() -> None:

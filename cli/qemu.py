@@ -64,7 +64,11 @@ def register_device(group: Any) -> None:
         "the first)",
     )
     p.add_argument("--name", help="device name (default: the first claimed region, or qemu)")
-    p.add_argument("--token", help="credentials, when the bus requires them")
+    p.add_argument(
+        "--token",
+        help="the token itself, for a bus started with --device-token; other local users can "
+        "read it (`ps`): prefer --token-file or $MMIOBUS_TOKEN",
+    )
     p.add_argument(
         "--no-reconnect",
         action="store_true",
@@ -128,6 +132,7 @@ def cmd_device_qemu(args: argparse.Namespace) -> int:
         irq_controller=args.irq_controller,
         irqs=_irqs(args.irq or []),
         token=args.token or "",
+        credentials=a.credentials(args),
         reconnect=not args.no_reconnect,
         on_ready=ready,
     )

@@ -46,7 +46,11 @@ def register_device(group: Any) -> None:
                    "time stands still between accesses)")  # fmt: skip
     p.add_argument("--idle-ms", type=float, default=10.0, metavar="MS",
                    help="see --idle-cycles (default: %(default)g)")  # fmt: skip
-    p.add_argument("--token", help="credentials, when the bus requires them")
+    p.add_argument(
+        "--token",
+        help="the token itself, for a bus started with --device-token; other local users can "
+        "read it (`ps`): prefer --token-file or $MMIOBUS_TOKEN",
+    )
     p.add_argument("--no-reconnect", action="store_true",
                    help="exit when the bus goes away instead of reconnecting")  # fmt: skip
     a.add_log_options(p)
@@ -101,7 +105,7 @@ def cmd_device_rtl(args: argparse.Namespace) -> int:
               f"{args.top} (Icarus Verilog)", flush=True)  # fmt: skip
 
     opts = RtlDeviceOptions(server, name, window, list(args.sources), args.top, sim,
-                            token=args.token or "", reconnect=not args.no_reconnect,
+                            token=args.token or "", credentials=a.credentials(args), reconnect=not args.no_reconnect,
                             on_ready=ready)  # fmt: skip
     try:
         run_until_interrupted(serve(opts))

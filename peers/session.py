@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import structlog
+from mmiobus.credentials import Credentials
 from mmiobus.devices import Device, DeviceRunner, Placement
 from mmiobus.devices.host import RegionInfo
 from mmiobus.devices.runner import RemoteHost
@@ -78,11 +79,13 @@ class PeerRunner(DeviceRunner):
         )
 
 
-async def region_layout(server: str) -> dict[str, tuple[int, int]]:
+async def region_layout(
+    server: str, credentials: Credentials | None = None
+) -> dict[str, tuple[int, int]]:
     """The bus's mmio and romd regions: id -> (absolute address in its address space, size)."""
     from mmiobus.client import AsyncBus
 
-    async with AsyncBus(server) as bus:
+    async with AsyncBus(server, credentials=credentials) as bus:
         topo = await bus.topology(flat_views=False)
     by_id = {r.id: r for r in topo.regions}
     out: dict[str, tuple[int, int]] = {}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from mmiobus.credentials import Credentials
 from mmiobus.devices import Device
 from mmiobus.memory.access import MemTxResult
 from mmiobus.peers.lines import ChannelClosed
@@ -84,6 +85,7 @@ class QemuDeviceOptions:
     irq_controller: str | None = None
     irqs: dict[int, str] = field(default_factory=dict)
     token: str = ""
+    credentials: Credentials | None = None  # default: the environment's (mmiobus.credentials)
     reconnect: bool = True
     on_ready: Callable[[PeerRunner, list[Any]], None] | None = None
 
@@ -96,7 +98,7 @@ async def serve(opts: QemuDeviceOptions) -> None:
         raise ValueError("--irq needs --irq-controller (the device whose inputs are intercepted)")
     windows = opts.windows
     if any(w.claimed for w in windows):
-        windows = resolve(windows, await region_layout(opts.server), "QEMU")
+        windows = resolve(windows, await region_layout(opts.server, opts.credentials), "QEMU")
     else:
         windows = resolve(windows, {}, "QEMU")
     qemu = await Qemu.start(opts.qemu)
@@ -124,6 +126,7 @@ async def serve(opts: QemuDeviceOptions) -> None:
             name=opts.name,
             windows=windows,
             token=opts.token,
+            credentials=opts.credentials,
             reconnect=opts.reconnect,
             on_ready=opts.on_ready,
         )

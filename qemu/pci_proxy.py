@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from mmiobus.credentials import Credentials
 from mmiobus.devices import Device
 from mmiobus.devices.runner import RemoteHost
 from mmiobus.peers.child import ChildProcess
@@ -183,6 +184,7 @@ class ProxyOptions:
     qemu_argv: list[str]
     pci_addr: str | None = None
     token: str = ""
+    credentials: Credentials | None = None  # default: the environment's (mmiobus.credentials)
     reconnect: bool = True
     on_ready: Callable[[Any, list[Any]], None] | None = None
     extra_device_props: list[str] = field(default_factory=list)
@@ -200,7 +202,7 @@ async def serve(opts: ProxyOptions) -> int:
             opts.on_ready(runner, regions)
 
     runner = PeerRunner(_Initiator(bridge), opts.server, name=opts.name, windows=[],
-                        token=opts.token, reconnect=opts.reconnect, on_ready=ready)  # fmt: skip
+                        token=opts.token, credentials=opts.credentials, reconnect=opts.reconnect, on_ready=ready)  # fmt: skip
     session = asyncio.ensure_future(runner.run())
     try:
         waiting = asyncio.ensure_future(attached.wait())

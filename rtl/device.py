@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from mmiobus.credentials import Credentials
 from mmiobus.devices import Device
 from mmiobus.memory.access import MemTxResult
 from mmiobus.peers.child import ChildProcess, PeerStartError, listening_socket
@@ -185,6 +186,7 @@ class RtlDeviceOptions:
     top: str
     sim: SimOptions = field(default_factory=SimOptions)
     token: str = ""
+    credentials: Credentials | None = None  # default: the environment's (mmiobus.credentials)
     reconnect: bool = True
     on_ready: Callable[[PeerRunner, list[Any]], None] | None = None
 
@@ -194,7 +196,9 @@ async def serve(opts: RtlDeviceOptions) -> None:
     (``PeerExited``). Checks happen before the session attaches."""
     window = opts.window if opts.window.target is not None else replace(opts.window, target=0)
     if window.claimed:
-        (window,) = resolve([window], await region_layout(opts.server), "the design")
+        (window,) = resolve(
+            [window], await region_layout(opts.server, opts.credentials), "the design"
+        )
     sim = await Simulator.start(opts.sources, opts.top, opts.sim)
     log.info("simulator started", pid=sim.child.proc.pid, top=opts.top, width=sim.hello.width,
              strobe=sim.hello.strobe, irqs=list(sim.hello.irqs))  # fmt: skip
@@ -207,7 +211,7 @@ async def serve(opts: RtlDeviceOptions) -> None:
 
         sim.channel.on_event = on_event
         runner = PeerRunner(device, opts.server, name=opts.name, windows=[window],
-                            token=opts.token, reconnect=opts.reconnect, on_ready=opts.on_ready)  # fmt: skip
+                            token=opts.token, credentials=opts.credentials, reconnect=opts.reconnect, on_ready=opts.on_ready)  # fmt: skip
         device.window_of = runner.window_of
         await serve_while_alive(runner, sim.ended(), "the simulator")
     finally:

@@ -9,6 +9,8 @@ import time
 
 import pytest
 from mmiobus.client import Bus, BusFault
+from mmiobus.credentials import Credentials
+from support.auth import write_auth_file, write_token
 from support.servers import MMIOBUS, process_env, start_server
 from support.wait import wait_for
 
@@ -117,4 +119,30 @@ def test_the_claimed_region_of_a_description_can_be_the_design(tmp_path):
             assert [d.name for d in bus.devices()] == ["regs"]
     finally:
         dev.stop()
+        assert server.stop() == 0, server.log()
+
+
+def test_the_device_presents_its_token_file_to_a_bus_that_asks(tmp_path):
+    """`device rtl --token-file`: the session and the layout lookup carry the token (the peers
+    take the same credential options as `device run`)."""
+    need_rtl()
+    token, path = write_token(tmp_path, "rtl")
+    area = [{"address_space": "memory", "addr": BASE, "size": "4K"}]
+    auth = write_auth_file(tmp_path, [
+        {"name": "rtl", "token_file": str(path), "roles": ["device", "read"],
+         "device": {"names": ["regblock"], "claims": [], "register": area}},
+    ])  # fmt: skip
+    server = start_server("--auth", str(auth))
+    args = [str(EXAMPLE), "--top", "regblock", "--at", f"{BASE:#x}:4K", "--no-reconnect"]
+    try:
+        refused = subprocess.run([MMIOBUS, "device", "rtl", *args, "--server", server.tcp],
+                                 capture_output=True, text=True, env=process_env(), timeout=60)  # fmt: skip
+        assert refused.returncode == 1, refused.stderr
+        dev = start_rtl_device(server.tcp, *args, "--token-file", str(path))
+        try:
+            with Bus(server.tcp, credentials=Credentials(token)) as bus:
+                assert bus.read_u32(BASE + ID) == 0x524C5401
+        finally:
+            dev.stop()
+    finally:
         assert server.stop() == 0, server.log()
