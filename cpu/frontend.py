@@ -32,7 +32,7 @@ from mmiobus.client.loopthread import LoopThread
 from mmiobus.credentials import Credentials
 from mmiobus.devices import Device, DeviceRunner
 from mmiobus.devices.host import DmaRequest
-from mmiobus.devices.runner import RemoteHost
+from mmiobus.devices.session import RemoteHost
 from mmiobus.endpoints import open_channel
 from mmiobus.memory.access import MEMTXATTRS_UNSPECIFIED, MemTxResult
 from mmiobus.v1 import bus_pb2 as pb

@@ -25,7 +25,7 @@ import asyncio
 import itertools
 import queue
 
-from mmiobus.devices.runner import RemoteHost
+from mmiobus.devices.session import RemoteHost
 from mmiobus.v1 import devices_pb2 as pb
 from mmiobus.wire import result_names
 

@@ -17,7 +17,7 @@ import structlog
 from mmiobus.credentials import Credentials
 from mmiobus.devices import Device, DeviceRunner, Placement
 from mmiobus.devices.host import RegionInfo
-from mmiobus.devices.runner import RemoteHost
+from mmiobus.devices.session import RemoteHost
 from mmiobus.v1 import bus_pb2 as bpb
 from mmiobus.v1 import devices_pb2 as pb
 from mmiobus.wire import byteorder, endianness_to_pb, size_from_pb, size_to_pb

@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 from mmiobus.credentials import Credentials
 from mmiobus.devices import Device
-from mmiobus.devices.runner import RemoteHost
+from mmiobus.devices.session import RemoteHost
 from mmiobus.peers.child import ChildProcess
 from mmiobus.peers.session import PeerRunner
 from mmiobus.v1 import devices_pb2 as pb
