@@ -16,7 +16,15 @@ COPY testbench testbench
 COPY proto proto
 COPY bench bench
 COPY deploy deploy
-RUN pip install --no-cache-dir . \
+# What a bench's peers need (`mmiobus compose` sets them): Debian packages such as QEMU or
+# iverilog, and mmiobus extras such as rtl.
+ARG DEBIAN_PACKAGES=""
+ARG EXTRAS=""
+RUN if [ -n "$DEBIAN_PACKAGES" ]; then \
+        apt-get update && apt-get install -y --no-install-recommends $DEBIAN_PACKAGES \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi \
+    && pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" \
     && useradd --system --uid 10001 mmiobus
 USER mmiobus
 EXPOSE 7170

@@ -81,6 +81,8 @@ def process_command(bench: Bench, name: str, site: Site, log_format: str = "cons
     if kind.logs:
         argv += ["--log-format", log_format]
     argv += p.options
+    if kind.tail is not None:
+        argv += kind.tail(p)
     env = {key: value.replace(SERVER, site.server) for key, value in p.env.items()}
     return Command(name, argv, env, p.host, kind, p.workdir)
 

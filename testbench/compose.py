@@ -50,7 +50,10 @@ def compose_file(bench: Bench, out: Path) -> dict[str, Any]:
     site = Site(server, path)
     base: dict[str, Any] = {"image": settings.image}
     if settings.build is not None:
-        base["build"] = _relative(bench.resolve(settings.build), out.parent)
+        context = _relative(bench.resolve(settings.build), out.parent)
+        base["build"] = (
+            {"context": context, "args": args} if (args := _image_args(bench)) else context
+        )
     if settings.mount:
         base["volumes"] = [f"{_relative(bench.folder, out.parent)}:{workdir}"]
         base["working_dir"] = workdir
@@ -119,6 +122,23 @@ def compose_file(bench: Bench, out: Path) -> dict[str, Any]:
     for name, used in credentials.uses.items():
         services[name]["secrets"] = used
     return top
+
+
+def _image_args(bench: Bench) -> dict[str, str]:
+    """The Dockerfile's build arguments the bench's processes need: Debian packages (QEMU, Icarus
+    Verilog) and mmiobus extras."""
+    packages: set[str] = set()
+    extras: set[str] = set()
+    for p in bench.spec.processes.values():
+        kind = KINDS[p.kind]
+        packages.update(kind.packages(p))
+        extras.update(kind.extras)
+    args = {}
+    if packages:
+        args["DEBIAN_PACKAGES"] = " ".join(sorted(packages))
+    if extras:
+        args["EXTRAS"] = ",".join(sorted(extras))
+    return args
 
 
 def _service(

@@ -15,7 +15,7 @@ from mmiobus.machine.problems import problem_message
 from mmiobus.machine.yamlio import load_yaml
 from pydantic import ValidationError
 
-from .processes import KINDS, DeviceProcess, ProcessBase
+from .processes import KINDS, DeviceProcess, ProcessBase, QemuProcess, RtlProcess
 from .schema import RESERVED, BenchSpec
 
 Problems = list[tuple[Path_, str]]
@@ -217,9 +217,11 @@ def _machine(bench: Bench) -> Problems:
                                    f"name: {spec.device}"))  # fmt: skip
 
     for name, p in bench.spec.processes.items():
-        if isinstance(p, DeviceProcess):
-            for i, rid in enumerate(p.claim):
-                region(("processes", name, "claim", i), rid, p.name or name)
+        if isinstance(p, (DeviceProcess, QemuProcess)):
+            for i, claim in enumerate(p.claim):  # QEMU's: REGION[=QADDR]
+                region(("processes", name, "claim", i), claim.split("=")[0], p.name or name)
+        elif isinstance(p, RtlProcess) and p.claim is not None:
+            region(("processes", name, "claim"), p.claim.split("=")[0], p.name or name)
     for rid in bus.devices:
         region(("bus", "devices", rid), rid, None)
     if bus.cpu is not None and bus.cpu.name not in machine.cpus:

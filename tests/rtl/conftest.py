@@ -3,28 +3,14 @@ cocotb, and skips that say how to install what is missing."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
 from support.devices import DeviceProcess
 from support.servers import MMIOBUS, process_env
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rtl" / "regblock.v"
-
-
-def need_rtl() -> None:
-    """Skip unless Icarus Verilog and cocotb are installed, saying how to install them."""
-    if shutil.which("iverilog") is None or shutil.which("vvp") is None:
-        pytest.skip("iverilog is missing: apt-get install iverilog "
-                    "(python3 dev.py test installs it when run as root)")  # fmt: skip
-    try:
-        import cocotb  # noqa: F401
-    except ImportError:
-        pytest.skip("cocotb is missing: pip install 'mmiobus[rtl]' (python3 dev.py test "
-                    "installs it)")  # fmt: skip
 
 
 def start_rtl_device(server: str, *args: str, wait: bool = True) -> DeviceProcess:

@@ -11,10 +11,11 @@ import pytest
 from mmiobus.client import Bus, BusFault
 from mmiobus.credentials import Credentials
 from support.auth import write_auth_file, write_token
+from support.rtl import need_rtl
 from support.servers import MMIOBUS, process_env, start_server
 from support.wait import wait_for
 
-from .conftest import EXAMPLE, need_rtl, start_rtl_device
+from .conftest import EXAMPLE, start_rtl_device
 
 BASE = 0x20000000
 ID, SCRATCH, CTRL, STATUS, TRIGGER, CYCLES = 0x0, 0x4, 0x8, 0xC, 0x10, 0x14

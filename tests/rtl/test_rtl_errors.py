@@ -7,9 +7,10 @@ import subprocess
 
 import pytest
 from mmiobus.client import Bus
+from support.rtl import need_rtl
 from support.servers import MMIOBUS, process_env, start_server
 
-from .conftest import EXAMPLE, need_rtl
+from .conftest import EXAMPLE
 
 
 @pytest.fixture(scope="module")

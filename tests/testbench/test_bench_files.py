@@ -40,8 +40,8 @@ def test_an_unknown_field_is_one_line_at_its_place(tmp_path):
 
 
 def test_an_unknown_process_kind_names_the_kinds_there_are(tmp_path):
-    [line] = _error(tmp_path, "processes:\n  q0:\n    kind: qemu\n").splitlines()
-    assert line.endswith(":3:11: processes.q0.kind: kind 'qemu' is not one of "
+    [line] = _error(tmp_path, "processes:\n  q0:\n    kind: fpga\n").splitlines()
+    assert line.endswith(":3:11: processes.q0.kind: kind 'fpga' is not one of "
                          + ", ".join(KINDS))  # fmt: skip
 
 

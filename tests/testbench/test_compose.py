@@ -116,3 +116,40 @@ def test_compose_check_says_when_the_file_is_stale(tmp_path):
     out = subprocess.run([*args, "--check"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert "is not what" in out.stderr and "run `mmiobus compose" in out.stderr
+
+
+def test_peers_run_as_their_commands_and_the_image_gets_what_they_need(tmp_path):
+    """QEMU, RTL and PCI-proxy processes: their `mmiobus` command lines (QEMU's own options
+    last), and the build arguments that put QEMU, Icarus Verilog and the rtl extra in the
+    image."""
+    (tmp_path / "block.v").write_text("module block; endmodule\n")
+    compose = _compose(
+        tmp_path,
+        """
+compose: {build: .}
+processes:
+  uart0: {kind: qemu, arch: aarch64, machine: virt, claim: "uart0=0x9000000",
+          irq_controller: arm_gic, irqs: {1: irq}, serial: "file:console.txt",
+          qemu_args: [-m, 64M]}
+  block: {kind: rtl, sources: [block.v], top: block, at: "0x20000000:4K", irqs: [irq]}
+  pc: {kind: pci-proxy, bars: ["0=0x10000000:16"], vendor: 0x1234,
+       qemu_args: [-machine, pc, -nographic]}
+""",
+    )
+    _conforms(compose)
+    services = compose["services"]
+    qemu = services["uart0"]["command"]
+    assert qemu[:2] == ["device", "qemu"] and qemu[-3:] == ["--", "-m", "64M"]
+    for pair in (["--claim", "uart0=0x9000000"], ["--irq", "1=irq"],
+                 ["--serial", "file:/bench/console.txt"], ["--irq-controller", "arm_gic"]):  # fmt: skip
+        assert any(qemu[i : i + 2] == pair for i in range(len(qemu))), (pair, qemu)
+    rtl = services["block"]["command"]
+    assert rtl[:3] == ["device", "rtl", "/bench/block.v"] and "--top" in rtl
+    proxy = services["pc"]["command"]
+    assert proxy[0] == "pci-proxy" and proxy[-4:] == ["--", "-machine", "pc", "-nographic"]
+    assert "healthcheck" in services["uart0"] and "healthcheck" in services["block"]
+    build = services["bus"]["build"]
+    assert build["args"] == {
+        "DEBIAN_PACKAGES": "iverilog qemu-system-arm qemu-system-x86",
+        "EXTRAS": "rtl",
+    }

@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.firmware import OPENSBI, need
+from support.rtl import need_rtl
 from support.servers import MMIOBUS, process_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -276,3 +278,24 @@ def test_a_secret_that_cannot_be_read_is_one_line(tmp_path):
     assert out.returncode == 1
     assert out.stderr == (f"mmiobus up: error: {path}:1:22: credentials.token: the environment "
                           "variable NO_SUCH_VARIABLE_FOR_MMIOBUS is not set\n")  # fmt: skip
+
+
+def test_qemus_own_uart_is_the_console_in_the_example_bench(tmp_path):
+    """examples/benches/qemu-uart.yaml: a `qemu` process (QEMU's 16550) and the CPU."""
+    need(OPENSBI)
+    if shutil.which("qemu-system-riscv64") is None:
+        pytest.skip("qemu-system-riscv64 is missing: apt-get install qemu-system-misc "
+                    "(python3 dev.py test installs it when run as root)")  # fmt: skip
+    bench = tmp_path / "qemu-uart.yaml"  # its console.txt lands beside it, in tmp_path
+    shutil.copy(ROOT / "examples" / "benches" / "qemu-uart.yaml", bench)
+    out = _up(bench, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr
+    assert "OpenSBI" in (tmp_path / "console.txt").read_text()
+
+
+def test_a_verilog_block_answers_in_the_example_bench():
+    """examples/benches/rtl.yaml: an `rtl` process whose ID register the bench reads."""
+    need_rtl()
+    out = _up(ROOT / "examples" / "benches" / "rtl.yaml", timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr
+    assert "regblock │ mmiobus device regblock: serving regblock" in out.stdout
