@@ -112,9 +112,9 @@ async def _measure(plain: str, under_up: str) -> dict[str, list[Row]]:
             "up64": lambda: library(ulib, "under mmiobus up, 64 in flight (AsyncStream)", 64),
         }
         samples: dict[str, list[Row]] = {k: [] for k in plan}
-        for _ in range(ROUNDS):
-            for key, run in plan.items():
-                samples[key].append(await run())
+        for i in range(ROUNDS):  # the order reversed every other round: neither goes first
+            for key in list(plan) if i % 2 == 0 else reversed(plan):
+                samples[key].append(await plan[key]())
     return samples
 
 
