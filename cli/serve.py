@@ -57,6 +57,7 @@ def register(sub: Any) -> None:
         ("--max-message-bytes", a.number, d.max_message_bytes, "the largest gRPC message"),
         ("--max-ram-bytes", a.number, d.max_ram_bytes, "RAM, ROM and ROM-device bytes clients may create while the server runs"),
         ("--max-device-queue", a.number, d.max_device_queue_bytes, "bytes waiting to go to one device before its session ends (it stopped reading)"),
+        ("--max-regions", a.number, d.max_regions, "the most regions and address spaces the machine may have: past it, clients and devices create no more"),
     )  # fmt: skip
     for option, kind, default, what in limits:
         p.add_argument(
@@ -250,6 +251,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 grace_seconds=args.grace,
                 max_ram_bytes=args.max_ram_bytes,
                 max_device_queue_bytes=args.max_device_queue,
+                max_regions=args.max_regions,
             ),
             trace=TraceSettings(
                 queue_capacity=args.trace_queue, max_data_limit=args.trace_max_data
@@ -263,7 +265,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as e:
         message = str(e)
         for name in ("max_access_bytes", "max_batch_bytes", "max_batch_accesses",
-                     "max_topology_ops", "max_message_bytes"):  # fmt: skip
+                     "max_topology_ops", "max_message_bytes", "max_regions"):  # fmt: skip
             message = message.replace(name, "--" + name.replace("_", "-"))
         raise CommandError(message) from None
     cpus = {}

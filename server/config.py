@@ -28,6 +28,7 @@ class Limits:
     # What the bus keeps for its peers, whatever they send or fail to read:
     max_ram_bytes: int = 1 << 30  # --max-ram-bytes: RAM, ROM and ROM devices created at run time
     max_device_queue_bytes: int = 32 * MIB  # --max-device-queue: what waits to go to a device
+    max_regions: int = 65536  # --max-regions: regions and address spaces peers may bring about
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_ram_bytes <= 1 << 64:
@@ -45,6 +46,7 @@ class Limits:
             "max_batch_accesses",
             "max_topology_ops",
             "max_message_bytes",
+            "max_regions",
         ):
             value = getattr(self, name)
             if not 0 < value < 1 << 31:

@@ -23,7 +23,14 @@ from mmiobus.memory.addrspace import AddressSpace
 from mmiobus.memory.region import MemoryRegion
 
 from ..config import ServerConfig
-from ..errors import AlreadyExists, Conflict, InvalidRequest, NotFound, PermissionDenied
+from ..errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidRequest,
+    LimitExceeded,
+    NotFound,
+    PermissionDenied,
+)
 from ..irq import IrqRegistry
 from ..names import check_length
 from .absent import AbsentDevices
@@ -77,6 +84,7 @@ class DeviceRegistry:
         self.irqs = irqs
         self.default_deadline = config.device_deadline_ms / 1000.0
         self.max_queue_bytes = config.limits.max_device_queue_bytes
+        self.max_regions = config.limits.max_regions
         self.identities: dict[str, DeviceIdentity] = {}
         self.sessions: dict[str, RemoteSession] = {}
         self.in_process: dict[str, InProcessHost] = {}
@@ -204,6 +212,12 @@ class DeviceRegistry:
         check_length(spec.key, "id")
         check_length(spec.name, "name")
         m = self.machine
+        limit = self.max_regions
+        if len(m.regions) + len(m.system.address_spaces) >= limit:
+            raise LimitExceeded(
+                f"register: the machine has {len(m.regions)} regions and address spaces, the "
+                f"limit (--max-regions {limit})"
+            )
         with m.system.atomic():
             mr = m.create_region(spec)
             parent.add_subregion(addr, mr, priority)

@@ -146,6 +146,14 @@ class TopologyService:
         kind = op.WhichOneof("op")
         machine, ram = self.core.machine, self.core.ram
         mr = None
+        if kind in ("create_region", "create_address_space"):
+            limit = self.core.limits.max_regions
+            count = len(machine.regions) + len(machine.system.address_spaces)
+            if count >= limit:
+                raise LimitExceeded(
+                    f"{where}.{kind}: the machine has {count} regions and address spaces, the "
+                    f"limit (--max-regions {limit}); delete some first"
+                )
         if kind == "create_region" and op.create_region.kind in _BACKED:
             size = size_from_pb(op.create_region.size)
             ram.check(None, size, f"{where}.create_region.size")

@@ -313,3 +313,29 @@ def test_devices_that_leave_are_forgotten_with_their_lines():
         registry.release(session)
     assert registry.identities == {}
     assert irqs.lines == {}
+
+
+def test_regions_past_the_limit_are_refused_for_clients_and_devices(machine_server: ServerFactory):
+    """`--max-regions`: the machine's regions and address spaces; a create past it is
+    refused with the option's name and nothing applied, a device's registration too."""
+    machine = Machine.from_text(MACHINE)
+    start = len(machine.regions) + len(machine.system.address_spaces)
+    server = machine_server(MACHINE, "--max-regions", str(start + 2))
+    container = lambda rid: pb.TopologyOp(create_region=pb.CreateRegion(  # noqa: E731
+        id=rid, kind=pb.CONTAINER, size=0x1000))  # fmt: skip
+    with grpc.insecure_channel(server.tcp) as channel:
+        stub = bus_pb2_grpc.BusStub(channel)
+        apply(stub, container("c1"))
+        error = refused(stub, container("c2"), container("c3"))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--max-regions" in error.details() and "ops[1]" in error.details()
+        ids = {r.id for r in stub.GetTopology(pb.GetTopologyRequest()).regions}
+        assert "c2" not in ids and "c1" in ids  # nothing of the refused transaction
+        apply(stub, container("c2"))  # the last one
+        with RawDevice(server.tcp) as dev:
+            dev.hello("grower")
+            reply = dev.register(id="more", size=0x100, address_space="", addr=0x2000_0000)
+            assert reply.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+            assert "--max-regions" in reply.message
+        apply(stub, pb.TopologyOp(delete_region=pb.DeleteRegion(id="c1")))
+        apply(stub, container("c3"))  # room again
