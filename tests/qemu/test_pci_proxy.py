@@ -109,7 +109,7 @@ def test_uboot_lists_the_function_and_its_bar_reaches_a_16550_device_process(tmp
         assert m is not None, bars
         bar0 = int(m[1], 16)
         console.command(f"mw.b {bar0:x} 41")  # THR: the 16550 device process prints "A"
-        wait_for(lambda: out.read_text() == "A", 10, message=lambda: repr(out.read_text()))
+        wait_for(lambda: out.read_text() == "A", 30, message=lambda: repr(out.read_text()))
         dump = console.command(f"md.b {bar0:x} 8")
         line = next(ln for ln in dump.splitlines() if ln.startswith(f"{bar0:08x}:"))
         values = bytes.fromhex(line.split(":", 1)[1].strip().split("  ")[0])
