@@ -330,3 +330,17 @@ def connect(args: argparse.Namespace) -> Bus:
             f"(it has {', '.join(spaces)})"
         )
     return bus
+
+
+def add_session_options(
+    parser: argparse.ArgumentParser,
+    no_reconnect: str = "exit when the bus goes away, or cannot be reached, instead of trying again",
+) -> None:
+    """``--token`` (a bus's --device-token, shown to every local user) and ``--no-reconnect``:
+    the options of every command that attaches to the bus as a device."""
+    parser.add_argument(
+        "--token",
+        help="the token itself, for a bus started with --device-token; other local users can "
+        "read it (`ps`): prefer --token-file or $MMIOBUS_TOKEN",
+    )
+    parser.add_argument("--no-reconnect", action="store_true", help=no_reconnect)

@@ -81,16 +81,7 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="constructor argument (YAML value; repeatable)",
     )
-    p.add_argument(
-        "--token",
-        help="the token itself, for a bus started with --device-token; other local users can "
-        "read it (`ps`): prefer --token-file or $MMIOBUS_TOKEN",
-    )
-    p.add_argument(
-        "--no-reconnect",
-        action="store_true",
-        help="exit when the bus goes away, or cannot be reached, instead of trying again",
-    )
+    a.add_session_options(p)
     a.add_log_options(p)
     p.set_defaults(func=cmd_device_run)
     for peer in (qemu, rtl):  # devices served by another program: QEMU, an HDL simulator

@@ -47,13 +47,7 @@ def register(sub: Any) -> None:
     p.add_argument("--pci-addr", metavar="SLOT[.FN]", help="the function's slot (QEMU's addr=)")
     p.add_argument("--name", default="pci-proxy", help="the device session's name (default: "
                    "%(default)s)")  # fmt: skip
-    p.add_argument(
-        "--token",
-        help="the token itself, for a bus started with --device-token; other local users can "
-        "read it (`ps`): prefer --token-file or $MMIOBUS_TOKEN",
-    )
-    p.add_argument("--no-reconnect", action="store_true",
-                   help="fail at once when the bus cannot be reached")  # fmt: skip
+    a.add_session_options(p, "fail at once when the bus cannot be reached")
     p.add_argument("qemu", nargs="*", metavar="-- [QEMU] OPTION",
                    help="QEMU's command line (the program may be left out)")  # fmt: skip
     a.add_log_options(p)

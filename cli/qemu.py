@@ -64,16 +64,7 @@ def register_device(group: Any) -> None:
         "the first)",
     )
     p.add_argument("--name", help="device name (default: the first claimed region, or qemu)")
-    p.add_argument(
-        "--token",
-        help="the token itself, for a bus started with --device-token; other local users can "
-        "read it (`ps`): prefer --token-file or $MMIOBUS_TOKEN",
-    )
-    p.add_argument(
-        "--no-reconnect",
-        action="store_true",
-        help="exit when the bus goes away instead of reconnecting",
-    )
+    a.add_session_options(p)
     p.add_argument("qemu_args", nargs="*", metavar="-- QEMU-OPTION", help="more QEMU options")
     a.add_log_options(p)
     p.set_defaults(func=cmd_device_qemu)

@@ -46,13 +46,7 @@ def register_device(group: Any) -> None:
                    "time stands still between accesses)")  # fmt: skip
     p.add_argument("--idle-ms", type=float, default=10.0, metavar="MS",
                    help="see --idle-cycles (default: %(default)g)")  # fmt: skip
-    p.add_argument(
-        "--token",
-        help="the token itself, for a bus started with --device-token; other local users can "
-        "read it (`ps`): prefer --token-file or $MMIOBUS_TOKEN",
-    )
-    p.add_argument("--no-reconnect", action="store_true",
-                   help="exit when the bus goes away instead of reconnecting")  # fmt: skip
+    a.add_session_options(p)
     a.add_log_options(p)
     p.set_defaults(func=cmd_device_rtl)
 

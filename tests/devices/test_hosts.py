@@ -4,61 +4,24 @@ address only; the device process and the client run on the other host."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from support.netns import NEEDS, SCRATCH_MACHINE, two_hosts
 from support.servers import MMIOBUS
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2"
-)
+pytestmark = NEEDS
 
-MACHINE = """\
-address_spaces: [{name: memory, root: system}]
-regions:
-  - name: system
-    kind: container
-    size: 2**64
-    subregions:
-      - {name: ram, kind: ram, size: 64K}
-      - {name: scratch, kind: mmio, addr: 0x10000000, size: 0x100, device: scratch,
-         valid: {min: 1, max: 8}, impl: {min: 1, max: 8}}
-"""
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
+MACHINE = SCRATCH_MACHINE
 
 
 @pytest.fixture
 def hosts():
-    """Two namespaces, "bus" and "dev", on 10.251.N.1 and 10.251.N.2."""
-    n = os.getpid() % 200 + 20
-    bus, dev = f"mmio-bus-{n}", f"mmio-dev-{n}"
-    try:
-        _ip("netns", "add", bus)
-        _ip("netns", "add", dev)
-        _ip("link", "add", f"mb{n}", "type", "veth", "peer", "name", f"md{n}")
-    except subprocess.CalledProcessError as e:
-        pytest.skip(f"cannot create network namespaces here: {e.stderr.decode().strip()}")
-    try:
-        _ip("link", "set", f"mb{n}", "netns", bus)
-        _ip("link", "set", f"md{n}", "netns", dev)
-        for ns, link, addr in (
-            (bus, f"mb{n}", f"10.251.{n}.1/24"),
-            (dev, f"md{n}", f"10.251.{n}.2/24"),
-        ):
-            _ip("-n", ns, "addr", "add", addr, "dev", link)
-            _ip("-n", ns, "link", "set", link, "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
-        yield bus, dev, f"10.251.{n}.1"
-    finally:
-        for ns in (bus, dev):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    """Two namespaces, "bus" and "dev" (``support.netns``)."""
+    with two_hosts("m", 251) as names:
+        yield names
 
 
 def _in(ns: str, *cmd: str) -> list[str]:

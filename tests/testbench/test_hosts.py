@@ -5,30 +5,16 @@ the unix socket it keeps for itself. Every process presents the bench's token.""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from support.netns import NEEDS, SCRATCH_MACHINE, two_hosts
 from support.servers import MMIOBUS, process_env
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="needs root and iproute2 (apt-get install iproute2, and run as root)",
-)
+pytestmark = NEEDS
 
-MACHINE = """\
-address_spaces: [{name: memory, root: system}]
-regions:
-  - name: system
-    kind: container
-    size: 2**64
-    subregions:
-      - {name: ram, kind: ram, size: 64K}
-      - {name: scratch, kind: mmio, addr: 0x10000000, size: 0x100, device: scratch,
-         valid: {min: 1, max: 8}, impl: {min: 1, max: 8}}
-"""
+MACHINE = SCRATCH_MACHINE
 CLIENT = """\
 import sys
 from mmiobus.client import Bus
@@ -39,35 +25,11 @@ print("client on", sys.argv[1])
 """
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
-
-
 @pytest.fixture
 def hosts():
-    """Two namespaces, "bus" and "dev", on 10.252.N.1 and 10.252.N.2."""
-    n = os.getpid() % 200 + 20
-    bus, dev = f"mmio-bbus-{n}", f"mmio-bdev-{n}"
-    try:
-        _ip("netns", "add", bus)
-        _ip("netns", "add", dev)
-        _ip("link", "add", f"tb{n}", "type", "veth", "peer", "name", f"td{n}")
-    except subprocess.CalledProcessError as e:
-        for ns in (bus, dev):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        pytest.skip(f"cannot create network namespaces here: {e.stderr.decode().strip()}")
-    try:
-        _ip("link", "set", f"tb{n}", "netns", bus)
-        _ip("link", "set", f"td{n}", "netns", dev)
-        for ns, link, addr in ((bus, f"tb{n}", f"10.252.{n}.1/24"),
-                               (dev, f"td{n}", f"10.252.{n}.2/24")):  # fmt: skip
-            _ip("-n", ns, "addr", "add", addr, "dev", link)
-            _ip("-n", ns, "link", "set", link, "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
-        yield bus, dev, f"10.252.{n}.1"
-    finally:
-        for ns in (bus, dev):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    """Two namespaces, "bus" and "dev" (``support.netns``)."""
+    with two_hosts("t", 252) as names:
+        yield names
 
 
 def test_a_bench_across_network_namespaces(hosts, tmp_path: Path):
