@@ -11,6 +11,10 @@ Targets (issue "Real guests on the bus"), each a ratio to the standalone boot:
   CPU in its own process, 16550 in a device process: <= 30x
   one guest read of a device process's register, CPU in the server: <= 1.3x a raw stream round
   trip; guest code running from RAM with no MMIO: 0 RPCs per million instructions.
+
+The device process runs as `mmiobus device run` starts it by default; rows marked --pin repeat
+a setup with `device run --pin` (its threads on one core), and its read is also set against a
+raw round trip whose two processes are pinned alike (like for like).
 """
 
 from __future__ import annotations
@@ -117,17 +121,19 @@ def _machine_file(tmp: str, uart_in_server: bool) -> str:
     return str(path)
 
 
-def _device(server: str) -> subprocess.Popen[str]:
+def _device(server: str, pin: bool = False) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [MMIOBUS, "device", "run", UART, "--server", server, "--claim", "uart0",
-         "--arg", "output=none", "--arg", "input=none"],
+         "--arg", "output=none", "--arg", "input=none", *(["--pin"] if pin else [])],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     assert proc.stdout is not None and "serving" in proc.stdout.readline()
     return proc
 
 
-def in_server_ms(tmp: str, firmware: Path, until: int | None, uart_in_server: bool) -> float:
+def in_server_ms(
+    tmp: str, firmware: Path, until: int | None, uart_in_server: bool, pin_device: bool = False
+) -> float:
     """One run of a CPU in the server (a fresh server): its wall time in ms."""
     log = Path(tmp) / "server.log"
     args = [MMIOBUS, "serve", "--config", _machine_file(tmp, uart_in_server), "--listen",
@@ -138,7 +144,7 @@ def in_server_ms(tmp: str, firmware: Path, until: int | None, uart_in_server: bo
     os.environ["MMIOBUS_BENCH_LOG"] = str(log)
     server, addrs = _start(args)
     del os.environ["MMIOBUS_BENCH_LOG"]
-    device = None if uart_in_server else _device(addrs[0])
+    device = None if uart_in_server else _device(addrs[0], pin_device)
     try:
         deadline = time.monotonic() + 120
         while "CPU stopped" not in log.read_text():
@@ -166,15 +172,24 @@ def process_ms(server: str, firmware: Path, until: int | None) -> tuple[float, s
     return _ms(summary), summary
 
 
-def stream_round_trip_us(tmp: str) -> float:
-    """A raw gRPC stream round trip between two processes (bench/ceiling_server.py)."""
+def stream_round_trip_us(pinned: bool = False) -> float:
+    """A raw gRPC stream round trip between two processes (bench/ceiling_server.py); with
+    ``pinned``, each process's threads on a core of its own (as ``mmiobus.affinity`` pins a
+    process), else where the scheduler puts them."""
 
     import grpc
     import uvloop
+    from mmiobus.affinity import pin_process, unpin_process
     from mmiobus.v1 import bus_pb2 as pb
     from mmiobus.v1 import bus_pb2_grpc
 
     ceiling, addrs = _start([sys.executable, str(HERE / "ceiling_server.py"), "127.0.0.1:0"], 1)
+    ours = None
+    if pinned:
+        first, second = sorted(os.sched_getaffinity(0))[:2]
+        for tid in os.listdir(f"/proc/{ceiling.pid}/task"):
+            os.sched_setaffinity(int(tid), {first})
+        ours = pin_process(second)
 
     async def measure() -> float:
         async with grpc.aio.insecure_channel(addrs[0]) as channel:
@@ -194,7 +209,12 @@ def stream_round_trip_us(tmp: str) -> float:
     try:
         return uvloop.run(measure())
     finally:
+        unpin_process(ours)
         _stop(ceiling)
+
+
+def _read_verdict(ratio: float) -> str:
+    return f"{ratio:.2f}x (target <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'})"
 
 
 def main() -> list[str]:
@@ -205,6 +225,7 @@ def main() -> list[str]:
         f"{ROUNDS} rounds, wall time of the run (start-up excluded)",
         f"  {'setup':<58}{'ms':>9}{'ratio':>9}",
     ]
+    pinning = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
     with tempfile.TemporaryDirectory() as tmp:
         reads = Path(tmp) / "reads.bin"
         reads.write_bytes(_device_reads(READS))
@@ -213,7 +234,8 @@ def main() -> list[str]:
         server, addrs = _start([MMIOBUS, "serve", "--machine", "riscv-virt", "--listen",
                                 "127.0.0.1:0", "--listen", f"unix:{tmp}/b.sock"])  # fmt: skip
         device = _device(addrs[0])
-        samples: dict[str, list[float]] = {k: [] for k in ("base", "ss", "sp", "pp", "read")}
+        keys = ("base", "ss", "sp", "sp pin", "pp", "read", "read pin")
+        samples: dict[str, list[float]] = {k: [] for k in keys}
         try:
             for _ in range(ROUNDS):
                 samples["base"].append(standalone_ms())
@@ -221,20 +243,33 @@ def main() -> list[str]:
                 samples["sp"].append(in_server_ms(tmp, OPENSBI, PAYLOAD, uart_in_server=False))
                 samples["pp"].append(process_ms(addrs[0], OPENSBI, PAYLOAD)[0])
                 samples["read"].append(in_server_ms(tmp, reads, None, uart_in_server=False))
+                if pinning:
+                    samples["sp pin"].append(
+                        in_server_ms(tmp, OPENSBI, PAYLOAD, uart_in_server=False, pin_device=True)
+                    )
+                    samples["read pin"].append(
+                        in_server_ms(tmp, reads, None, uart_in_server=False, pin_device=True)
+                    )
             ram_ms, ram_summary = process_ms(addrs[0], ram, None)
             bus_accesses = re.search(r"\bbus ([\d,]+)", ram_summary)
             cpu_dma = int(bus_accesses.group(1).replace(",", "")) if bus_accesses else 0
         finally:
             _stop(device)
             _stop(server)
-        rtt = statistics.median(stream_round_trip_us(tmp) for _ in range(3))
+        rtt = statistics.median(stream_round_trip_us() for _ in range(3))
+        rtt_pinned = (
+            statistics.median(stream_round_trip_us(True) for _ in range(3)) if pinning else 0
+        )
     rows = [
         ("standalone: UART as a local hook (the baseline)", "base", None),
         ("CPU in the server, 16550 in the server", "ss", 3.0),
         ("CPU in the server, 16550 in a device process", "sp", 15.0),
+        ("  the same, the device process with --pin", "sp pin", None),
         ("CPU in its own process, 16550 in a device process", "pp", 30.0),
     ]
     for name, key, target in rows:
+        if not samples[key]:
+            continue
         ms = statistics.median(samples[key])
         ratios = sorted(v / b for v, b in zip(samples[key], samples["base"], strict=True))
         ratio = statistics.median(ratios)
@@ -244,12 +279,18 @@ def main() -> list[str]:
         )  # fmt: skip
         lines.append(f"  {name:<58}{ms:>9.1f}{ratio:>8.1f}x{verdict}")
     read_us = statistics.median(samples["read"]) * 1000 / READS
-    read_ratio = read_us / rtt
     lines.append(
         f"  one guest read of a device process's register, CPU in the server: {read_us:.0f} us; "
-        f"a raw gRPC stream round trip between two processes: {rtt:.0f} us: {read_ratio:.2f}x "
-        f"(target <= 1.3x: {'met' if read_ratio <= 1.3 else 'NOT met'})"
+        f"a raw gRPC stream round trip between two processes: {rtt:.0f} us: "
+        f"{_read_verdict(read_us / rtt)}"
     )
+    if pinning:
+        pinned_us = statistics.median(samples["read pin"]) * 1000 / READS
+        lines.append(
+            f"    the device process with --pin: {pinned_us:.0f} us: {pinned_us / rtt:.2f}x the "
+            f"raw round trip; against a raw round trip with each process on a core of its own "
+            f"as ours are ({rtt_pinned:.0f} us): {_read_verdict(pinned_us / rtt_pinned)}"
+        )
     instructions = 2 * (1 << 22)
     lines.append(
         f"  guest code from RAM, no MMIO: {cpu_dma} RPCs for {instructions / 1e6:.1f} M "

@@ -63,8 +63,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--no-pin",
         action="store_true",
-        help="leave the engine's and the bus connection's threads to the scheduler (default: "
-        "they share one core while the CPU runs, which makes every bus access cheaper)",
+        help="leave this process's threads to the scheduler (default: they share one core while "
+        "the CPU runs, which makes every bus access cheaper)",
     )
     p.add_argument(
         "--token",

@@ -129,8 +129,8 @@ def register(sub: Any) -> None:
     cpu.add_argument(
         "--no-pin",
         action="store_true",
-        help="leave in-server CPUs' threads to the scheduler (default: each shares the core of "
-        "the server's loop while it runs, which makes every access it hands over cheaper)",
+        help="leave the server's threads to the scheduler while in-server CPUs run (default: "
+        "they share the loop's core then, which makes every access a CPU hands over cheaper)",
     )
     p.set_defaults(func=cmd_serve)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import grpc
 import structlog
+from mmiobus.affinity import pin_process_here, unpin_process
 from mmiobus.client.loopthread import LoopThread
 from mmiobus.credentials import Credentials
 from mmiobus.devices import Device, DeviceRunner
@@ -39,7 +40,6 @@ from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc, devices_pb2_grpc
 from mmiobus.v1 import devices_pb2 as dpb
 
-from .affinity import pin, pin_here, unpin
 from .board import Board, build
 from .layout import Layout, LayoutError, declared_regions, layout
 from .remote_bus import SessionBus
@@ -113,7 +113,7 @@ class CpuFrontend:
         creds = Credentials.from_env() if credentials is None else credentials
         self.credentials = creds.with_token(token) if token else creds
         self.arch = arch
-        self.pin = pin  # the engine's and the loop's threads on one core (cpu.affinity)
+        self.pin = pin  # the process's threads on one core while it runs (mmiobus.affinity)
         self.name = name
         self.images = images or Images()
         self.token = token
@@ -151,12 +151,11 @@ class CpuFrontend:
             assert board is not None
             if on_ready is not None:
                 on_ready(self)
-            pinned = loop.run(_pin_loop()) if self.pin else None
-            engine_mask = pin(pinned[0]) if pinned is not None else None
+            pinned = pin_process_here() if self.pin else None
             try:
                 return board.engine.run(until_pc, timeout_seconds, max_instructions)
             finally:
-                unpin(engine_mask)
+                unpin_process(pinned[1] if pinned is not None else None)
         finally:
             try:
                 loop.run(self._detach())
@@ -386,9 +385,3 @@ def _open_shared(shared: dpb.SharedMemory) -> mmap.mmap | None:
         return None
     finally:
         os.close(fd)
-
-
-async def _pin_loop() -> tuple[int, set[int]] | None:
-    """Pin the loop's thread to its core (``affinity``); it ends with the run, so its mask
-    is not given back."""
-    return pin_here()

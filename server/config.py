@@ -123,7 +123,7 @@ class ServerConfig:
     device_tokens: frozenset[str] = frozenset()  # --device-token
     security: Security = field(default_factory=Security)
     metrics: tuple[str, ...] = ()  # --metrics: where to serve them (none: not counted)
-    pin_cpus: bool = True  # in-server CPUs share the loop's core (mmiobus.cpu.affinity); --no-pin
+    pin_cpus: bool = True  # one core for the process while a CPU runs (mmiobus.affinity)
 
     def __post_init__(self) -> None:
         if not 0 < self.device_deadline_ms <= 3_600_000:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from mmiobus.cpu.affinity import Mask, pin, pin_here, unpin
+from mmiobus.affinity import process_pin
 from mmiobus.cpu.board import Board, build
 from mmiobus.cpu.layout import declared_regions, layout
 from mmiobus.cpu.remote_bus import Access, PipelinedBus
@@ -102,8 +102,8 @@ class InServerCpu:
         self._starter: asyncio.Task[None] | None = None
         self._waiting: dict[str, str] = {}  # region id -> device process to serve it
         self._unwatch: Any = None
-        self._core: int | None = None  # the core the engine shares with the loop
-        self._loop_mask: Mask | None = None  # the loop thread's cores before
+        self._core: int | None = None  # the core the process is pinned to while it runs
+        self._pinned = False
 
     @property
     def region_ids(self) -> list[str]:
@@ -163,10 +163,11 @@ class InServerCpu:
         while missing():
             await asyncio.sleep(0.05)
         assert self._thread is not None
-        # The engine and the loop hand each access to each other: one core for both.
-        pinned = pin_here() if self.core.config.pin_cpus else None
-        if pinned is not None:
-            self._core, self._loop_mask = pinned
+        # Each access crosses the engine's, the loop's and gRPC's threads: one core for all
+        # while the CPU runs (mmiobus.affinity); the engine's thread inherits it.
+        if self.core.config.pin_cpus:
+            self._pinned = True
+            self._core = process_pin.acquire()
         self._thread.start()
         log.info("CPU started in the server", cpu=self.name, arch=self.spec.arch,
                  core=self._core)  # fmt: skip
@@ -215,7 +216,6 @@ class InServerCpu:
         board = self.board
         assert board is not None
         options = self.run_options
-        pin(self._core)
         try:
             self.result = board.engine.run(options.until, options.timeout)
             log.info("CPU stopped", cpu=self.name, summary=self.result.summary())
@@ -226,8 +226,9 @@ class InServerCpu:
             loop.call_soon_threadsafe(self._stopped)
 
     def _stopped(self) -> None:
-        unpin(self._loop_mask)  # the loop's thread, its cores back
-        self._loop_mask = None
+        if self._pinned:  # the process's threads, their cores back when no CPU runs
+            self._pinned = False
+            process_pin.release()
         self.done.set()
 
     async def stop(self) -> None:

@@ -111,7 +111,7 @@ def test_a_store_reaches_the_device_though_the_guest_never_reads_again(tmp_path,
         cpu.stop()
 
 
-# -- one core for the engine and the loop (mmiobus.cpu.affinity) ------------------------------
+# -- one core for the process while its CPU runs (mmiobus.affinity) ---------------------------
 
 FLAG = 0x80100008  # the guest spins until the test writes it
 
@@ -157,21 +157,46 @@ def test_the_engine_and_the_loop_share_a_core_while_the_cpu_runs(tmp_path, where
             wait_for(lambda: client.read(RESULT, 8) == (1).to_bytes(8, "little"), 60)
             cores = _cores(pid)
             main = cores[pid]  # the engine's thread in `cpu run`, the loop's in the server
-            if pinned:
-                assert len(main) == 1, cores
-                partners = [t for t, c in cores.items() if t != pid and c == main]
-                assert partners, cores  # the loop's thread (cpu run), the engine's (server)
+            if pinned:  # every thread: the engine's, the loop's, gRPC's
+                assert len(main) == 1 and len(cores) > 2, cores
+                assert all(c == main for c in cores.values()), cores
             else:
-                assert main == everything, cores
+                assert all(c == everything for c in cores.values()), cores
             client.write(FLAG, (1).to_bytes(8, "little"))
         if process is not None:
             status, _out, log = process.wait()
             assert status == 0, log
         else:
             wait_for(lambda: "CPU stopped" in server.log(), 60, message=server.log)
-            wait_for(lambda: os.sched_getaffinity(pid) == everything, 10)  # given back
+            given_back = lambda: all(c == everything for c in _cores(pid).values())  # noqa: E731
+            wait_for(given_back, 10)
     finally:
         uart.stop()
         if process is not None:
             process.kill()
+        assert server.stop() == 0, server.log()
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux and two cores to see threads share one",
+)
+@pytest.mark.parametrize("pinned", [True, False], ids=["pin", "default"])
+def test_a_device_process_keeps_its_threads_on_one_core_with_pin(pinned):
+    server = start_server("--machine", "riscv-virt")
+    uart = start_device("mmiobus.devices.models.uart16550:Uart16550", server.tcp, "--claim",
+                        "uart0", "--arg", "output=none", "--arg", "input=none",
+                        *(["--pin"] if pinned else []))  # fmt: skip
+    try:
+        everything = os.sched_getaffinity(server.proc.pid)
+        with Bus(server.tcp) as client:  # it still serves
+            assert client.read(UART + 5, 1)[0] & 0x60 == 0x60  # its line status: idle
+        cores = _cores(uart.proc.pid)
+        if pinned:
+            assert len(cores) > 2 and len({frozenset(c) for c in cores.values()}) == 1, cores
+            assert len(next(iter(cores.values()))) == 1, cores
+        else:
+            assert all(c == everything for c in cores.values()), cores
+    finally:
+        uart.stop()
         assert server.stop() == 0, server.log()
