@@ -173,12 +173,23 @@ def cmd_device_run(args: argparse.Namespace) -> int:
         on_ready=ready,
         credentials=credentials,
     )
+    ended: list[bool] = []  # the run ended by itself, not by a signal
+
+    async def serve() -> None:
+        await runner.run()
+        ended.append(True)
+
     try:
-        run_until_interrupted(runner.run())
+        run_until_interrupted(serve())
     except (Refused, RegionRefused) as e:
         raise _refused(name, e.code, str(e)) from None
     except grpc.RpcError as e:  # --no-reconnect, and the bus cannot be reached
         raise CommandError(str(from_rpc_error(e, server))) from None
+    if ended:  # --no-reconnect, and the bus ended the session
+        raise CommandError(
+            f"the bus at {server} ended the session of device {runner.name!r} (it stopped or went "
+            "away); without --no-reconnect the device attaches again when the bus is back"
+        )
     return 0
 
 

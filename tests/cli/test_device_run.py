@@ -72,6 +72,20 @@ def test_a_bus_that_cannot_be_reached_with_no_reconnect_is_one_line(mmiobus):
     assert target in line and "mmiobus serve" in line
 
 
+def test_a_bus_that_goes_away_with_no_reconnect_ends_the_device_with_one_line(machine_server):
+    """--no-reconnect and the bus stops: the device exits 1 saying so (not 0 in silence), while
+    stopping the device itself (SIGTERM) is still a clean exit."""
+    bus = machine_server(MACHINE)
+    device = start_device(TIMER, bus.tcp, "--claim", "timer0", "--no-reconnect")
+    stays = start_device(TIMER, bus.tcp, "--at", "0x10002000", "--name", "t2", "--no-reconnect")
+    assert stays.stop() == 0, stays.log()
+    assert bus.stop() == 0, bus.log()
+    assert device.proc.wait(30) == 1, device.log()
+    errors = [ln for ln in device.log().splitlines() if " error: " in ln]
+    assert len(errors) == 1 and "of device 'timer0'" in errors[0], device.log()
+    assert bus.tcp in errors[0] and "Traceback" not in device.log()
+
+
 def test_a_class_that_is_not_a_device_is_one_line(mmiobus, server):
     out = mmiobus("device", "run", "collections:OrderedDict", "--claim", "timer0",
                   "-s", server.tcp, "--no-reconnect")  # fmt: skip
