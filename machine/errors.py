@@ -31,7 +31,8 @@ class DescriptionError(ValueError):
                 mark = locate(path)
                 if mark is not None:
                     where = f"{mark[0] + 1}:{mark[1] + 1}: "
-            prefix = f"{source}:" if source else ""
+            # file:line:col: message where the place is known, else file: message
+            prefix = (f"{source}:" if where else f"{source}: ") if source else ""
             what = f"{format_path(path)}: " if path else ""
             lines.append(f"{prefix}{where}{what}{message}")
         super().__init__("\n".join(lines))
