@@ -129,8 +129,9 @@ def register(sub: Any) -> None:
     cpu.add_argument(
         "--no-pin",
         action="store_true",
-        help="leave the server's threads to the scheduler while in-server CPUs run (default: "
-        "they share the loop's core then, which makes every access a CPU hands over cheaper)",
+        help="leave the server's threads to the scheduler while a CPU runs (default: while a CPU "
+        "runs in the server or is attached from `cpu run`, they share the loop's core, which "
+        "makes every access the CPU hands over cheaper)",
     )
     p.set_defaults(func=cmd_serve)
 

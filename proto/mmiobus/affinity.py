@@ -12,10 +12,11 @@ core, 360 us with the whole server on it, 264 us with the device process on one 
 
 So by default, while a CPU runs, every thread of the process that runs it (the server, or
 ``cpu run``) is pinned to the core the loop's thread runs on when the CPU starts, and given
-its cores back when it stops (Linux; elsewhere nothing is done). Threads started meanwhile
-inherit the pin. The price: while the guest computes in RAM, the server's other work shares
-its core (the scheduler still gives each its turn). ``--no-pin`` (``serve`` and ``cpu run``)
-leaves every thread to the scheduler. ``device run --pin`` does the same for a device
+its cores back when it stops (Linux; elsewhere nothing is done); the server's threads also
+while a ``cpu run`` process is attached, since each of its accesses crosses them too. Threads
+started meanwhile inherit the pin. The price: the server's other work shares that core instead
+of spreading over several (the scheduler still gives each its turn). ``--no-pin`` (``serve``
+and ``cpu run``) leaves every thread to the scheduler. ``device run --pin`` pins a device
 process that mostly answers one CPU.
 """
 
@@ -90,8 +91,9 @@ def unpin_process(previous: Masks | None) -> None:
 
 
 class SharedPin:
-    """The process pinned while any of its users (CPUs of one server) runs: by the first to
-    start, on its core; given back when the last stops. Used from one thread."""
+    """The process pinned while any of its users (the CPUs a server runs or has attached)
+    runs: by the first to start, on its core; given back when the last stops. Used from one
+    thread."""
 
     def __init__(self) -> None:
         self.users = 0

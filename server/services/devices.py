@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import structlog
+from mmiobus.affinity import process_pin
 from mmiobus.devices.host import DmaRequest, byteorder_of
 from mmiobus.memory.access import MEMTXATTRS_UNSPECIFIED, MemTxResult
 from mmiobus.v1 import devices_pb2 as pb
@@ -81,12 +82,21 @@ class DeviceService:
         reader = asyncio.create_task(
             self._read(session, it, failure, who), name=f"device-{session.name}"
         )
+        # A CPU in its own process (it attaches under its name): every access it makes crosses
+        # this process's threads, so they share one core while it is attached, as for a CPU
+        # run here (mmiobus.affinity; serve --no-pin leaves them be).
+        pinned = core.config.pin_cpus and session.name in core.machine.cpus
+        if pinned:
+            log.info("CPU attached: the server's threads share one core while it is",
+                     cpu=session.name, core=process_pin.acquire())  # fmt: skip
         try:
             while (message := await session.outbox.next()) is not None:
                 yield message
         finally:
             reader.cancel()
             session.close()
+            if pinned:
+                process_pin.release()
         failure[:0] = session.failures  # the bus ended it (the device stopped reading)
         if failure:
             code, reason = status_or_internal(failure[0])

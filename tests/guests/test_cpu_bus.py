@@ -143,8 +143,8 @@ def test_the_engine_and_the_loop_share_a_core_while_the_cpu_runs(tmp_path, where
     image = tmp_path / "guest.bin"
     image.write_bytes(_waiting_guest().to_bytes())
     extra = [] if pinned else ["--no-pin"]
-    in_server = ["--cpu", "cpu0", "--firmware", str(image), *extra] if where == "server" else []
-    server = start_server("--machine", "riscv-virt", *in_server)
+    in_server = ["--cpu", "cpu0", "--firmware", str(image)] if where == "server" else []
+    server = start_server("--machine", "riscv-virt", *in_server, *extra)
     uart = start_device("mmiobus.devices.models.uart16550:Uart16550", server.tcp, "--claim",
                         "uart0", "--arg", "output=none", "--arg", "input=none")  # fmt: skip
     process = None
@@ -162,14 +162,24 @@ def test_the_engine_and_the_loop_share_a_core_while_the_cpu_runs(tmp_path, where
                 assert all(c == main for c in cores.values()), cores
             else:
                 assert all(c == everything for c in cores.values()), cores
+            if process is not None:  # the server's threads too, while the CPU is attached
+                bus = _cores(server.proc.pid)
+                one = {frozenset(c) for c in bus.values()}
+                assert (
+                    (len(one) == 1 and len(next(iter(one))) == 1)
+                    if pinned
+                    else (one == {frozenset(everything)})
+                ), bus
             client.write(FLAG, (1).to_bytes(8, "little"))
         if process is not None:
             status, _out, log = process.wait()
             assert status == 0, log
         else:
             wait_for(lambda: "CPU stopped" in server.log(), 60, message=server.log)
-            given_back = lambda: all(c == everything for c in _cores(pid).values())  # noqa: E731
-            wait_for(given_back, 10)
+        # The server's threads get their cores back when the CPU stops or leaves.
+        spid = server.proc.pid
+        given_back = lambda: all(c == everything for c in _cores(spid).values())  # noqa: E731
+        wait_for(given_back, 10)
     finally:
         uart.stop()
         if process is not None:
