@@ -3,8 +3,10 @@
 Forwarded reads (client -> server -> scratch RAM device process -> back) on two identical
 setups that run side by side: one started by hand (`mmiobus serve` and `mmiobus device run`, no
 metrics), one started by `mmiobus up` from a bench file, at a terminal (a pty) so that its live
-status line is drawn every second (from the bus's metrics, which are therefore on). Rounds
-alternate between the two; rows report the median round, ratios are paired per round.
+status line is drawn every second (from the bus's metrics, which are therefore on). Each round
+starts both setups afresh, in the opposite order every other round, and measures each row of
+both, in the opposite order every other round; rows report the median round, ratios are paired
+per round.
 
 Start-up: the time from launching `mmiobus up` until the bus answers its health check (it
 prints where it listens) and until every process is ready ("running"), for a bench with only
@@ -97,7 +99,8 @@ class UpAtATerminal:
         os.close(self.main)
 
 
-async def _measure(plain: str, under_up: str) -> dict[str, list[Row]]:
+async def _measure(plain: str, under_up: str, samples: dict[str, list[Row]], i: int) -> None:
+    """One round: each row once, in the opposite order every other round."""
     async with (
         grpc.aio.insecure_channel(plain) as pch,
         grpc.aio.insecure_channel(under_up) as uch,
@@ -111,11 +114,30 @@ async def _measure(plain: str, under_up: str) -> dict[str, list[Row]]:
             "plain64": lambda: library(plib, "by hand, 64 in flight (AsyncStream)", 64),
             "up64": lambda: library(ulib, "under mmiobus up, 64 in flight (AsyncStream)", 64),
         }
-        samples: dict[str, list[Row]] = {k: [] for k in plan}
-        for i in range(ROUNDS):  # the order reversed every other round: neither goes first
-            for key in list(plan) if i % 2 == 0 else reversed(plan):
-                samples[key].append(await plan[key]())
-    return samples
+        for key in list(plan) if i % 2 == 0 else reversed(plan):
+            samples.setdefault(key, []).append(await plan[key]())
+
+
+def _by_hand(folder: Path, i: int) -> tuple[list[subprocess.Popen[str]], str]:
+    """The bus and the device process started by hand: the processes and the bus's address."""
+    bus, addrs = _start([MMIOBUS, "serve", "--config", str(folder / "machine.yaml"),
+                         "--listen", "127.0.0.1:0", "--listen", f"unix:{folder}/b{i}.sock"])  # fmt: skip
+    dev = subprocess.Popen(
+        [MMIOBUS, "device", "run", SCRATCH, "--server", addrs[0], "--claim", "dev",
+         "--name", "bench"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert dev.stdout is not None and "serving" in dev.stdout.readline()
+    return [bus, dev], addrs[0]
+
+
+def _under_up(folder: Path) -> tuple[UpAtATerminal, str]:
+    """The same bench under `mmiobus up`, once its status line shows the device."""
+    up = UpAtATerminal(folder / "bench.yaml")
+    _, m = up.seen(LISTENS.pattern)
+    up.seen(r"running;")
+    up.seen(r"1 device \(bench\)")  # the live status line is drawn
+    return up, m.group(1)
 
 
 def _start_up_times(bench: Path) -> tuple[float, float]:
@@ -145,33 +167,30 @@ def main() -> list[str]:
         (folder / "deploy.yaml").write_text((here.parent / "deploy" / "machine.yaml").read_text())
         (folder / "three.yaml").write_text(THREE_DEVICES)
         (folder / "bus.yaml").write_text("bus: {listen: [127.0.0.1:0]}\n")
-        procs = []
-        up = None
-        try:
-            bus, addrs = _start([MMIOBUS, "serve", "--config", str(folder / "machine.yaml"),
-                                 "--listen", "127.0.0.1:0", "--listen", f"unix:{tmp}/b.sock"])  # fmt: skip
-            procs.append(bus)
-            dev = subprocess.Popen(
-                [MMIOBUS, "device", "run", SCRATCH, "--server", addrs[0], "--claim", "dev",
-                 "--name", "bench"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            )  # fmt: skip
-            procs.append(dev)
-            assert dev.stdout is not None and "serving" in dev.stdout.readline()
-            up = UpAtATerminal(folder / "bench.yaml")
-            _, m = up.seen(LISTENS.pattern)
-            under_up = m.group(1)
-            up.seen(r"running;")
-            up.seen(r"1 device \(bench\)")  # the live status line is drawn
-            import uvloop
+        samples: dict[str, list[Row]] = {}
+        redraws = 0
+        for i in range(ROUNDS):
+            # Both setups afresh every round, started in the opposite order every other round:
+            # with the same processes throughout, the setup started second measured a few
+            # percent slower even when both were alike (see bench/auth.py).
+            procs: list[subprocess.Popen[str]] = []
+            up = None
+            try:
+                if i % 2 == 0:
+                    procs, plain = _by_hand(folder, i)
+                    up, under_up = _under_up(folder)
+                else:
+                    up, under_up = _under_up(folder)
+                    procs, plain = _by_hand(folder, i)
+                import uvloop
 
-            samples = uvloop.run(_measure(addrs[0], under_up))
-            redraws = up.screen.count("\r\x1b[K")
-        finally:
-            if up is not None:
-                up.stop()
-            for p in reversed(procs):
-                _stop(p)
+                uvloop.run(_measure(plain, under_up, samples, i))
+                redraws += up.screen.count("\r\x1b[K")
+            finally:
+                if up is not None:
+                    up.stop()
+                for p in reversed(procs):
+                    _stop(p)
         startup = {
             "the bus alone": _start_up_times(folder / "bus.yaml"),
             "the bus and three device processes": _start_up_times(folder / "three.yaml"),
