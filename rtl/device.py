@@ -30,7 +30,7 @@ from mmiobus.peers.session import PeerRunner, region_layout, serve_while_alive
 from mmiobus.peers.windows import Window, resolve
 
 from .build import check_tools, compile_design, simulator_command
-from .protocol import Hello, is_event, parse_event
+from .protocol import Hello, SimOptions, is_event, parse_event
 
 log = structlog.get_logger("mmiobus.rtl")
 
@@ -39,21 +39,6 @@ START_TIMEOUT = 60.0
 
 class SimulatorError(Exception):
     """The simulator could not start or the design cannot be served; says why in one line."""
-
-
-@dataclass
-class SimOptions:
-    """How the design is simulated (``mmiobus.rtl.simulation.SimConfig`` without the socket):
-    port prefix, clock and reset ports, clock period, interrupt outputs (port -> bus line),
-    idle-time policy."""
-
-    prefix: str = ""
-    clock: str = "pclk"
-    reset: str = "presetn"
-    period_ns: float = 10.0
-    irqs: dict[str, str] = field(default_factory=dict)
-    idle_cycles: int = 0
-    idle_ms: float = 10.0
 
 
 class Simulator:

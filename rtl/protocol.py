@@ -15,7 +15,7 @@ Numbers are hexadecimal with 0x, except N, NANOSECONDS and SECONDS.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -48,3 +48,18 @@ def parse_event(line: str) -> tuple[str, bool]:
     """(line name, level) of an ``IRQ NAME LEVEL`` event."""
     _, name, level = line.split()
     return name, level == "1"
+
+
+@dataclass
+class SimOptions:
+    """How the design is simulated, as the device asks and the simulator is configured: port
+    prefix, clock and reset ports, clock period, interrupt outputs (port -> bus line),
+    idle-time policy (see ``mmiobus.rtl.simulation``)."""
+
+    prefix: str = ""
+    clock: str = "pclk"
+    reset: str = "presetn"
+    period_ns: float = 10.0
+    irqs: dict[str, str] = field(default_factory=dict)
+    idle_cycles: int = 0
+    idle_ms: float = 10.0

@@ -18,7 +18,7 @@ import os
 import select
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cocotb
@@ -27,24 +27,16 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, Edge, FallingEdge, ReadOnly
 
 from .apb import ApbError, ApbRequester, ApbSignals
-from .protocol import Hello
+from .protocol import Hello, SimOptions
 
 RESET_CYCLES = 4
 
 
 @dataclass
-class SimConfig:
-    """``socket``: the device's unix socket; port names (``prefix`` + name); the clock's
-    period; interrupt outputs (signal -> bus line); the idle-time policy."""
+class SimConfig(SimOptions):
+    """The device's ``SimOptions`` and ``socket``, the device's unix socket."""
 
-    socket: str
-    prefix: str = ""
-    clock: str = "pclk"
-    reset: str = "presetn"
-    period_ns: float = 10.0
-    irqs: dict[str, str] = field(default_factory=dict)
-    idle_cycles: int = 0
-    idle_ms: float = 10.0
+    socket: str = ""
 
     @classmethod
     def from_env(cls) -> SimConfig:
