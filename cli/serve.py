@@ -298,6 +298,8 @@ def _why_not(addresses: list[str], message: str) -> str:
     import errno
     import socket
 
+    from mmiobus.endpoints import bind_error
+
     for address in addresses:
         if address.startswith("unix:"):
             folder = Path(address[5:]).parent
@@ -306,26 +308,20 @@ def _why_not(addresses: list[str], message: str) -> str:
             if not os.access(folder, os.W_OK):
                 return f"cannot listen on {address}: {folder} is not writable"
             continue
-        host, _, port = address.rpartition(":")
-        host = host.strip("[]")
-        try:
-            infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
-        except socket.gaierror:
+        host = address.rpartition(":")[0].strip("[]")
+        e = bind_error(address)
+        if isinstance(e, socket.gaierror):
             return f"cannot listen on {address}: there is no host called {host!r}"
-        family, kind, proto, _name, sockaddr = infos[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(sockaddr)
-            except OSError as e:
-                if e.errno == errno.EADDRINUSE:
-                    return (
-                        f"cannot listen on {address}: something already listens there (another "
-                        "`mmiobus serve`?); stop it, or choose another port with --listen"
-                    )
-                if e.errno == errno.EADDRNOTAVAIL:
-                    return f"cannot listen on {address}: {host} is not an address of this host"
-                return f"cannot listen on {address}: {e.strerror}"
+        if e is None:
+            continue
+        if e.errno == errno.EADDRINUSE:
+            return (
+                f"cannot listen on {address}: something already listens there (another "
+                "`mmiobus serve`?); stop it, or choose another port with --listen"
+            )
+        if e.errno == errno.EADDRNOTAVAIL:
+            return f"cannot listen on {address}: {host} is not an address of this host"
+        return f"cannot listen on {address}: {e.strerror}"
     return message
 
 

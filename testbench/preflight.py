@@ -7,8 +7,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import socket
 from pathlib import Path
+
+from mmiobus.endpoints import bind_error
 
 from .load import Bench
 
@@ -39,23 +40,14 @@ def ports_problem(bench: Bench, listen: list[str]) -> str | None:
     addresses = [(("bus", "listen", i), a) for i, a in enumerate(listen)]
     addresses += [(("bus", "metrics", i), a) for i, a in enumerate(spec.metrics)]
     for path, address in addresses:
-        host, _, port = address.rpartition(":")
+        port = address.rpartition(":")[2]
         if address.startswith("unix:") or not port.isdigit() or int(port) == 0:
             continue
-        try:
-            infos = socket.getaddrinfo(host.strip("[]") or None, int(port), type=socket.SOCK_STREAM)
-        except socket.gaierror:
-            continue  # the bus says why
-        family, kind, proto, _name, sockaddr = infos[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(sockaddr)
-            except OSError as e:
-                if e.errno != errno.EADDRINUSE:
-                    continue  # the bus says why
-                given = path[1] == "metrics" or listen == spec.listen
-                where = bench.where(path) if given else "--listen"
-                return (f"{where}: {address} is in use (another bus or bench?); stop it, or "
-                        "choose another port (port 0: any free one)")  # fmt: skip
+        e = bind_error(address)
+        if e is None or e.errno != errno.EADDRINUSE:
+            continue  # free, or the bus says why it cannot listen there
+        given = path[1] == "metrics" or listen == spec.listen
+        where = bench.where(path) if given else "--listen"
+        return (f"{where}: {address} is in use (another bus or bench?); stop it, or "
+                "choose another port (port 0: any free one)")  # fmt: skip
     return None

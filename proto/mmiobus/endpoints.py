@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,6 +96,25 @@ def _port(text: str, address: str) -> int:
     if not 0 <= port <= 65535:
         raise AddressError(f"{address!r}: the port {port} is outside 0-65535")
     return port
+
+
+def bind_error(address: str) -> OSError | None:
+    """Why a TCP listener could not bind ``address`` (``HOST:PORT`` or ``[IPV6]:PORT``) now:
+    the error of a trial bind (a ``socket.gaierror`` for a host that does not resolve), or
+    None when it can."""
+    host, _, port = address.rpartition(":")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, int(port), type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        return e
+    family, kind, proto, _name, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as e:
+            return e
+    return None
 
 
 def channel_target(address: str) -> str:
