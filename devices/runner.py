@@ -216,30 +216,35 @@ class DeviceRunner:
     async def _regions(self, host: RemoteHost) -> list[RegionInfo]:
         requests = [pb.RegionRequest(claim=pb.ClaimRegion(region=r)) for r in self.claims]
         if self.placement is not None:
-            p, d = self.placement, self.device
-            reg = pb.RegisterRegion(
-                id=p.region_id or self.name,
-                size=size_to_pb(d.size),
-                valid=bpb.AccessSpec(min=d.valid[0], max=d.valid[1], unaligned=d.unaligned),
-                impl=bpb.AccessSpec(min=d.impl[0], max=d.impl[1], unaligned=d.unaligned),
-                endianness=endianness_to_pb(d.endianness),
-                posted_writes=d.posted_writes,
-                addr=p.addr,
-                priority=p.priority,
-                deadline_ms=p.deadline_ms,
-            )
+            p = self.placement
+            reg = self._registration(p.region_id or self.name, self.device.size, p.addr)
+            reg.priority, reg.deadline_ms = p.priority, p.deadline_ms
             if p.container:
                 reg.container = p.container
             else:
                 reg.address_space = p.address_space
             requests.append(pb.RegionRequest(register=reg))
-        regions = []
-        for req in requests:
-            reply = await host.request_region(req)
-            r = reply.region
-            info = RegionInfo(
-                r.id, size_from_pb(r.size), byteorder(r.endianness), r.posted_writes, r.romd
-            )
-            host.handles[reply.handle] = info
-            regions.append(info)
-        return regions
+        return [await self._request(host, req) for req in requests]
+
+    def _registration(self, region_id: str, size: int, addr: int) -> pb.RegisterRegion:
+        """A new region at ``addr`` served by the device, with the device's access rules."""
+        d = self.device
+        return pb.RegisterRegion(
+            id=region_id,
+            size=size_to_pb(size),
+            valid=bpb.AccessSpec(min=d.valid[0], max=d.valid[1], unaligned=d.unaligned),
+            impl=bpb.AccessSpec(min=d.impl[0], max=d.impl[1], unaligned=d.unaligned),
+            endianness=endianness_to_pb(d.endianness),
+            posted_writes=d.posted_writes,
+            addr=addr,
+        )
+
+    async def _request(self, host: RemoteHost, req: pb.RegionRequest) -> RegionInfo:
+        """Ask for a region (``RegionRefused`` if the bus says no); what the device serves."""
+        reply = await host.request_region(req)
+        r = reply.region
+        info = RegionInfo(
+            r.id, size_from_pb(r.size), byteorder(r.endianness), r.posted_writes, r.romd
+        )
+        host.handles[reply.handle] = info
+        return info

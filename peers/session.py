@@ -20,7 +20,7 @@ from mmiobus.devices.host import RegionInfo
 from mmiobus.devices.session import RemoteHost
 from mmiobus.v1 import bus_pb2 as bpb
 from mmiobus.v1 import devices_pb2 as pb
-from mmiobus.wire import byteorder, endianness_to_pb, size_from_pb, size_to_pb
+from mmiobus.wire import size_from_pb
 
 from .windows import Window
 
@@ -53,30 +53,14 @@ class PeerRunner(DeviceRunner):
                 req = pb.RegionRequest(claim=pb.ClaimRegion(region=w.region))
             else:
                 registered += 1
-                req = pb.RegionRequest(register=self._registration(w, registered))
-            reply = await host.request_region(req)
-            r = reply.region
-            info = RegionInfo(
-                r.id, size_from_pb(r.size), byteorder(r.endianness), r.posted_writes, r.romd
-            )
-            host.handles[reply.handle] = info
+                assert w.bus_addr is not None and w.size is not None
+                region_id = self.name if registered == 1 else f"{self.name}.{registered}"
+                reg = self._registration(region_id, w.size, w.bus_addr)
+                req = pb.RegionRequest(register=reg)
+            info = await self._request(host, req)
             self.window_of[info.id] = w
             regions.append(info)
         return regions
-
-    def _registration(self, w: Window, n: int) -> pb.RegisterRegion:
-        d = self.device
-        assert w.bus_addr is not None and w.size is not None
-        return pb.RegisterRegion(
-            id=self.name if n == 1 else f"{self.name}.{n}",
-            size=size_to_pb(w.size),
-            valid=bpb.AccessSpec(min=d.valid[0], max=d.valid[1], unaligned=d.unaligned),
-            impl=bpb.AccessSpec(min=d.impl[0], max=d.impl[1], unaligned=d.unaligned),
-            endianness=endianness_to_pb(d.endianness),
-            posted_writes=d.posted_writes,
-            addr=w.bus_addr,
-            address_space="",
-        )
 
 
 async def region_layout(
