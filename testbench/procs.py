@@ -65,9 +65,12 @@ class Proc:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            # Its own session: Ctrl-C at the terminal reaches `up`, which stops the processes
-            # in order, rather than all of them at once.
-            start_new_session=True,
+            # Its own process group: Ctrl-C at the terminal reaches `up`, which stops the
+            # processes in order, rather than all of them at once. Not its own session: where
+            # the kernel groups tasks by session for fair shares (autogroup), a session per
+            # process made forwarded reads a few percent slower than the same processes in
+            # one session (bench/benches.py), so the bench stays in `up`'s.
+            preexec_fn=os.setpgrp,  # uvloop has no process_group=0
         )
         assert self.process.stdout is not None and self.process.stderr is not None
         self._pumps = [

@@ -159,9 +159,10 @@ def test_a_port_in_use_is_one_line_that_points_at_the_bench(tmp_path):
 
 
 def _start_up(bench: Path, *args: str) -> subprocess.Popen[str]:
+    """`mmiobus up` in a process group of its own, as a shell starts a job at a terminal."""
     return subprocess.Popen([MMIOBUS, "up", str(bench), "--status", "off", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=process_env())  # fmt: skip
+                            env=process_env(), process_group=0)  # fmt: skip
 
 
 def _wait_running(proc: subprocess.Popen[str]) -> list[str]:
@@ -186,7 +187,7 @@ expect: {{timeout: 600s, memory: [{{addr: 0x1000, value: 1}}]}}
     lines = _wait_running(proc)
     listens = next(ln for ln in lines if "the bus listens on" in ln)
     address = listens.split("listens on ", 1)[1].split()[0].rstrip(",")
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at a terminal: the whole foreground job
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert err.splitlines() == [
@@ -198,6 +199,30 @@ expect: {{timeout: 600s, memory: [{{addr: 0x1000, value: 1}}]}}
     host, port = address.rsplit(":", 1)
     with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=2):
         pass  # nothing listens there any more
+
+
+def test_the_processes_are_out_of_reach_of_ctrl_c_but_in_ups_session(tmp_path):
+    """A terminal's Ctrl-C reaches `up` alone (it stops the processes in order), and the
+    processes stay in its session: where the kernel shares the cores out by session
+    (autogroup), a session of their own made forwarded reads slower than by hand."""
+    text = f"""
+bus: {{listen: [127.0.0.1:0]}}
+processes:
+  uart0: {{kind: device, class: {UART}, claim: uart0, args: {{output: none, input: none}}}}
+"""
+    proc = _start_up(_bench(tmp_path, text))
+    try:
+        _wait_running(proc)
+        children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                    .read_text().split()]  # fmt: skip
+        assert len(children) == 2  # the bus and the device
+        for child in children:
+            assert os.getpgid(child) == child != os.getpgid(proc.pid)
+            assert os.getsid(child) == os.getsid(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
 
 
 def test_ctrl_c_ends_a_bench_without_expectations_with_status_0(tmp_path):
