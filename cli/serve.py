@@ -163,9 +163,19 @@ def add_security_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--tls-client-ca",
         metavar="FILE",
-        help="mutual TLS: every TLS caller presents a certificate this CA (PEM) signed; "
-        "--auth names identities by certificate (without --auth, each such caller may do "
-        "everything)",
+        help="mutual TLS: every TLS caller presents a certificate this CA (PEM) signed (only "
+        "at --mtls-listen ports, if any); --auth names identities by certificate (without "
+        "--auth, each such caller may do everything)",
+    )
+    g.add_argument(
+        "--mtls-listen",
+        action="append",
+        type=_mtls_address,
+        metavar="ADDR",
+        help="HOST:PORT to listen on with mutual TLS (--tls-client-ca), repeatable; the "
+        "--listen TCP ports then take TLS without client certificates, for callers with "
+        "tokens: mutual TLS optional (gRPC cannot ask a caller for a certificate without "
+        "requiring one, so the choice is the port)",
     )
     g.add_argument(
         "--insecure",
@@ -179,6 +189,15 @@ def add_security_options(p: argparse.ArgumentParser) -> None:
         metavar="MODE",
         help="permissions of unix sockets, in octal (default: 0600: their owner only)",
     )
+
+
+def _mtls_address(text: str) -> str:
+    address = a.listen_address(text)
+    if address.startswith("unix:"):
+        raise argparse.ArgumentTypeError(
+            f"{text}: mutual TLS is for TCP (unix sockets are plain text, guarded by their mode)"
+        )
+    return address
 
 
 def _octal(text: str) -> int:
@@ -206,6 +225,10 @@ def _security(args: argparse.Namespace) -> Any:
         raise UsageError("give --auth or --token-file (an --auth identity can have a token_file)")
     if args.tls_client_ca and not args.tls_cert:
         raise UsageError("--tls-client-ca needs the bus's own --tls-cert and --tls-key")
+    if args.mtls_listen and not args.tls_client_ca:
+        raise UsageError(
+            "--mtls-listen needs --tls-client-ca: the CA whose certificates callers present there"
+        )
     try:
         policy = load_policy(args.auth) if args.auth else None
         if args.token_file:
@@ -220,7 +243,7 @@ def _security(args: argparse.Namespace) -> Any:
             )
     except (AuthFileError, CredentialsError, ValueError) as e:
         raise CommandError(str(e)) from None
-    return Security(policy, tls, args.insecure, args.socket_mode)
+    return Security(policy, tls, args.insecure, args.socket_mode, tuple(args.mtls_listen or ()))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -289,7 +312,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ExposureError as e:
         raise CommandError(str(e)) from None
     except app.ListenError as e:
-        raise CommandError(_why_not(args.listen or [app.DEFAULT_LISTEN], str(e))) from None
+        tried = [*(args.listen or [app.DEFAULT_LISTEN]), *(args.mtls_listen or [])]
+        raise CommandError(_why_not(tried, str(e))) from None
 
 
 def _why_not(addresses: list[str], message: str) -> str:

@@ -96,7 +96,9 @@ class BusServer:
         )
         core = self.core
         security = self.config.security
-        targets = [self._target(address) for address in listen or [DEFAULT_LISTEN]]
+        mutual = security.mutual_everywhere
+        ports = [(self._target(address), mutual) for address in listen or [DEFAULT_LISTEN]]
+        ports += [(self._target(address), True) for address in security.mtls_listen]
         gate = Gate(security.policy) if security.policy is not None else None
         self._access = AccessService(core)
         bus_services = [self._access, TraceService(core), TopologyService(core)]
@@ -106,10 +108,10 @@ class BusServer:
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable([BUS.full_name, DEVICES.full_name, health.SERVICE_NAME], self.server)
-        for target in targets:
-            self.addresses.append(self._listen(target))
+        for target, mutual in ports:
+            self.addresses.append(self._listen(target, mutual))
         # After binding (which says first why an address cannot be used), before serving.
-        for warning in exposure_warnings(targets, security):
+        for warning in exposure_warnings(ports, security):
             log.warning(warning)
         await self.server.start()
         if core.metrics is not None:
@@ -140,9 +142,10 @@ class BusServer:
         except ValueError as e:
             raise ListenError(f"cannot listen on {address}: {e}") from None
 
-    def _listen(self, target: str) -> str:
-        """Listen on ``target``: TCP with TLS when configured; a unix socket in plain text,
-        created with the configured mode (only its owner may connect, by default)."""
+    def _listen(self, target: str, mutual: bool) -> str:
+        """Listen on ``target``: TCP with TLS when configured (``mutual``: callers present
+        certificates); a unix socket in plain text, created with the configured mode (only its
+        owner may connect, by default)."""
         assert self.server is not None
         security = self.config.security
         try:
@@ -154,7 +157,7 @@ class BusServer:
                 set_socket_mode(path, security.socket_mode)
                 return target
             if security.tls is not None:
-                port = self.server.add_secure_port(target, server_credentials(security.tls))
+                port = self.server.add_secure_port(target, server_credentials(security.tls, mutual))
             else:
                 port = self.server.add_insecure_port(target)
         except RuntimeError as e:
@@ -196,6 +199,8 @@ class BusServer:
 def _tls_mode(security: Security) -> str:
     if security.tls is None:
         return "off"
+    if security.mtls_listen:
+        return "mutual on --mtls-listen ports"
     return "mutual" if security.tls.client_ca is not None else "on"
 
 

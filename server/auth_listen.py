@@ -36,26 +36,32 @@ def is_local(address: str) -> bool:
         return False  # a host name: it may resolve anywhere
 
 
-def exposure_warnings(addresses: list[str], security: Security) -> list[str]:
-    """The warnings listening on ``addresses`` deserves; raises ``ExposureError`` when it must
-    not happen at all."""
-    remote = [a for a in addresses if not is_local(a)]
+def exposure_warnings(ports: list[tuple[str, bool]], security: Security) -> list[str]:
+    """The warnings listening on ``ports`` (each an address, and True for mutual TLS there)
+    deserves; raises ``ExposureError`` when it must not happen at all."""
+    remote = [(a, mutual) for a, mutual in ports if not is_local(a)]
     if not remote:
         return []
-    where = ", ".join(remote)
-    if not security.authenticates:
+    open_ports = [a for a, mutual in remote if not security.authenticates(mutual)]
+    if open_ports:
+        where = ", ".join(open_ports)
         if not security.insecure:
+            remedy = (
+                "Give --auth FILE (tokens and roles) for the ports that are not --mtls-listen"
+                if security.mtls_listen
+                else "Give --auth FILE (tokens and roles) or --tls-client-ca FILE (mutual TLS)"
+            )
             raise ExposureError(
                 f"refusing to listen on {where} without authentication: anyone who reaches it "
-                "could read, write and reshape the machine. Give --auth FILE (tokens and roles) "
-                "or --tls-client-ca FILE (mutual TLS), listen on 127.0.0.1 or a unix socket, or "
-                "say --insecure if you mean it"
+                f"could read, write and reshape the machine. {remedy}, listen on 127.0.0.1 or "
+                "a unix socket, or say --insecure if you mean it"
             )
         return [
             f"listening on {where} without authentication (--insecure): anyone who reaches it "
             "may do everything"
         ]
     if security.tls is None and security.policy is not None and security.policy.tokens:
+        where = ", ".join(a for a, _ in remote)
         return [f"tokens cross the network in clear text on {where}: add --tls-cert and --tls-key"]
     return []
 
@@ -82,12 +88,13 @@ def check_tls_files(cert: str, key: str, client_ca: str | None) -> None:
             ) from None
 
 
-def server_credentials(tls: ServerTls) -> grpc.ServerCredentials:
-    """gRPC's TLS credentials for the bus's TCP ports (mutual TLS with a client CA)."""
+def server_credentials(tls: ServerTls, mutual: bool) -> grpc.ServerCredentials:
+    """gRPC's TLS credentials for one of the bus's TCP ports: with ``mutual``, callers present
+    a certificate ``tls.client_ca`` signed."""
     return grpc.ssl_server_credentials(
         [(tls.private_key, tls.cert_chain)],
-        root_certificates=tls.client_ca,
-        require_client_auth=tls.client_ca is not None,
+        root_certificates=tls.client_ca if mutual else None,
+        require_client_auth=mutual,
     )
 
 

@@ -86,8 +86,9 @@ class TraceSettings:
 @dataclass(frozen=True)
 class ServerTls:
     """The bus's certificate chain and key (PEM) for TLS on TCP (--tls-cert, --tls-key); with
-    ``client_ca`` (--tls-client-ca), mutual TLS: every TLS caller presents a certificate that
-    CA signed (gRPC cannot ask for a certificate without requiring one)."""
+    ``client_ca`` (--tls-client-ca), mutual TLS: a TLS caller presents a certificate that CA
+    signed, on every TCP port or, with ``Security.mtls_listen``, on those ports alone (gRPC
+    cannot ask for a certificate without requiring one, so optional means a port of its own)."""
 
     cert_chain: bytes
     private_key: bytes
@@ -102,15 +103,26 @@ class Security:
     tls: ServerTls | None = None
     insecure: bool = False  # --insecure: listen beyond loopback without authentication
     socket_mode: int = 0o600  # --socket-mode: unix sockets' permissions
+    # --mtls-listen: TCP ports of mutual TLS; the other TCP ports then take TLS without client
+    # certificates (mutual TLS optional). Empty: with a client CA, every TCP port is mutual.
+    mtls_listen: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.socket_mode <= 0o777:
             raise ValueError(f"--socket-mode must be between 0 and 0777, not {self.socket_mode:o}")
+        if self.mtls_listen and (self.tls is None or self.tls.client_ca is None):
+            raise ValueError("--mtls-listen needs --tls-client-ca (and the bus's --tls-cert)")
 
     @property
-    def authenticates(self) -> bool:
-        """True when callers must prove who they are: a policy, or mutual TLS."""
-        return self.policy is not None or (self.tls is not None and self.tls.client_ca is not None)
+    def mutual_everywhere(self) -> bool:
+        """True when callers at every TCP port present client certificates (``--listen``
+        ports; ``--mtls-listen`` ports always do)."""
+        return self.tls is not None and self.tls.client_ca is not None and not self.mtls_listen
+
+    def authenticates(self, mutual: bool) -> bool:
+        """True when callers at a port (``mutual``: of mutual TLS) must prove who they are: a
+        policy, or mutual TLS."""
+        return self.policy is not None or mutual
 
 
 @dataclass(frozen=True)

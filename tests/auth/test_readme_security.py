@@ -44,9 +44,9 @@ def test_the_serve_commands_parse():
     text = re.sub(r"\\\n\s*", " ", block)  # join continued lines
     commands = [line.split("#")[0].strip() for line in text.splitlines()]
     commands = [c for c in commands if c.startswith("mmiobus serve")]
-    assert len(commands) == 3
-    for command in commands:
-        build_parser().parse_args(shlex.split(command)[1:])
+    assert len(commands) == 4
+    parsed = [build_parser().parse_args(shlex.split(command)[1:]) for command in commands]
+    assert [bool(args.mtls_listen) for args in parsed] == [False, False, False, True]
 
 
 def test_the_compose_services_present_the_token_from_a_secret():

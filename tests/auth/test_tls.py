@@ -128,3 +128,66 @@ def test_a_key_that_is_not_the_certificates_is_one_line(pki):
     assert out.returncode == 1
     [line] = out.stderr.strip().splitlines()
     assert "--tls-key" in line and "not a certificate and its key" in line
+
+
+@pytest.fixture(scope="module")
+def optional(machine_server, pki, tmp_path_factory):
+    """Mutual TLS optional: certificates at the --mtls-listen port, TLS and tokens at the
+    --listen one; one --auth file names identities both ways."""
+    folder = tmp_path_factory.mktemp("optional")
+    token, token_path = write_token(folder, "bench")
+    auth = write_auth_file(
+        folder,
+        [{"name": "bench", "token_file": str(token_path), "roles": ["read", "write"]},
+         {"name": "cpu0", "certificate": {"common_name": "cpu0"}, "roles": ["read"]}],
+    )  # fmt: skip
+    server = machine_server(None, "--tls-cert", str(pki.server_cert), "--tls-key",
+                            str(pki.server_key), "--tls-client-ca", str(pki.ca), "--auth",
+                            str(auth), "--mtls-listen", "127.0.0.1:0")  # fmt: skip
+    [mtls] = server.mtls
+    return server, mtls, token
+
+
+def test_optional_mutual_tls_names_a_certificate_at_its_own_port(optional, pki):
+    server, mtls, _ = optional
+    assert mtls != server.tcp
+    with Bus(mtls, credentials=_tls(pki, "cpu0")) as cpu0:
+        assert cpu0.read(0x1000, 4)
+        with pytest.raises(PermissionDenied, match="'cpu0'"):
+            cpu0.write(0x1000, b"\x00")
+    with pytest.raises(ServerUnavailable):  # that port requires a certificate
+        Bus(mtls, credentials=_tls(pki, token=optional[2]), timeout=5)
+
+
+def test_optional_mutual_tls_takes_tokens_over_tls_without_a_certificate(optional, pki):
+    server, _, token = optional
+    with Bus(server.tcp, credentials=_tls(pki, token=token)) as bench:
+        bench.write(0x1000, b"\x05")
+        assert bench.read(0x1000, 1) == b"\x05"
+    # There the bus asks for no certificate: one presented names no one.
+    with pytest.raises(PermissionDenied, match="requires credentials") as refused:
+        Bus(server.tcp, credentials=_tls(pki, "cpu0"))
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--mtls-listen", "127.0.0.1:0"], "--mtls-listen needs --tls-client-ca"),
+     (["--mtls-listen", "unix:/tmp/x.sock"], "mutual TLS is for TCP")],
+)  # fmt: skip
+def test_mtls_listen_without_its_ca_or_on_a_unix_socket_is_one_line(flags, message, pki):
+    out = mmiobus("serve", "--listen", "127.0.0.1:0", "--tls-cert", str(pki.server_cert),
+                  "--tls-key", str(pki.server_key), *flags)  # fmt: skip
+    assert out.returncode == 2
+    [line] = out.stderr.strip().splitlines()[-1:]
+    assert message in line
+
+
+def test_with_optional_mutual_tls_the_other_ports_still_need_authentication(pki):
+    out = mmiobus("serve", "--listen", "0.0.0.0:0", "--tls-cert", str(pki.server_cert),
+                  "--tls-key", str(pki.server_key), "--tls-client-ca", str(pki.ca),
+                  "--mtls-listen", "127.0.0.1:0")  # fmt: skip
+    assert out.returncode == 1
+    [line] = out.stderr.strip().splitlines()
+    assert "refusing to listen on 0.0.0.0:" in line
+    assert "--auth FILE (tokens and roles) for the ports that are not --mtls-listen" in line

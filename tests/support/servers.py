@@ -28,13 +28,15 @@ def process_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 @dataclass
 class ServerProcess:
-    """A running server: its TCP and unix-socket addresses, and its log."""
+    """A running server: its TCP and unix-socket addresses (and its ``--mtls-listen`` ones),
+    and its log."""
 
     proc: subprocess.Popen[str]
     tcp: str
     unix: str
     log_path: Path
     workdir: tempfile.TemporaryDirectory[str] = field(repr=False)
+    mtls: list[str] = field(default_factory=list)
     _final_log: str | None = field(default=None, repr=False)
 
     @property
@@ -88,7 +90,8 @@ def start_server(
     addresses: list[str] = []
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
-    while len(addresses) < 2:
+    mtls = args.count("--mtls-listen")  # printed last
+    while len(addresses) < 2 + args.count("--listen") + mtls:
         line = proc.stdout.readline()
         if not line:
             proc.wait(5)
@@ -100,9 +103,8 @@ def start_server(
         if time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"server did not listen within {timeout}s")
-    tcp = next(a for a in addresses if not a.startswith("unix:"))
-    unix = next(a for a in addresses if a.startswith("unix:"))
-    return ServerProcess(proc, tcp, unix, log_path, workdir)
+    tcp, unix = addresses[:2]  # in the order of the options
+    return ServerProcess(proc, tcp, unix, log_path, workdir, addresses[len(addresses) - mtls :])
 
 
 class ServerFactory:
