@@ -14,6 +14,7 @@ ones) with ``QemuExited`` carrying its last words; its last lines of standard er
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,12 +29,14 @@ from mmiobus.peers.windows import Window, check_inside, resolve
 
 from .launch import Qemu, QemuConfig
 from .machine_view import find_irq_controller, mapped_ranges
+from .qmp import Qmp, QmpError
 from .qtest import Qtest, QtestError
 
 log = structlog.get_logger("mmiobus.qemu")
 
 
 QemuExited = PeerExited  # QEMU went away while serving; carries its last words
+RESET_TIMEOUT = 10.0  # seconds QEMU has to report a machine reset done
 
 
 class QemuDevice(Device):
@@ -41,9 +44,10 @@ class QemuDevice(Device):
 
     valid = impl = (1, 8)  # registered windows; claimed regions keep the description's
 
-    def __init__(self, qtest: Qtest) -> None:
+    def __init__(self, qtest: Qtest, qmp: Qmp) -> None:
         super().__init__()
         self.qtest = qtest
+        self.qmp = qmp
         self.window_of: dict[str, Window] = {}  # region id -> its window (the runner's)
 
     def _target(self, offset: int) -> int:
@@ -59,9 +63,16 @@ class QemuDevice(Device):
         except (ChannelClosed, QtestError):
             return 0, MemTxResult.ERROR  # QEMU has gone: the session is ending
 
-    def reset(self) -> None:
-        """Nothing: QEMU 7.2 resets whole machines, not one device, and the interrupt lines
-        keep following QEMU's outputs."""
+    async def reset(self) -> None:
+        """Reset QEMU's machine: QEMU 7.2 resets whole machines, not one device, so every
+        window of this device goes back to its reset state at once (the interrupt lines
+        follow QEMU's outputs as they fall)."""
+        try:
+            await asyncio.wait_for(self.qmp.system_reset(), RESET_TIMEOUT)
+        except TimeoutError:  # the accesses after the reset must not wait for ever
+            log.warning("QEMU did not report its reset", within=f"{RESET_TIMEOUT:g}s")
+        except (QmpError, OSError) as e:
+            log.warning("QEMU did not reset", reason=str(e))
 
     def write(self, offset: int, size: int, value: int) -> Any:
         region = self.region
@@ -108,7 +119,7 @@ async def serve(opts: QemuDeviceOptions) -> None:
         what = f"QEMU's {opts.qemu.machine or 'default'} machine"
         for w in windows:
             check_inside(w, covered, what)
-        device = QemuDevice(qemu.qtest)
+        device = QemuDevice(qemu.qtest, qemu.qmp)
         if opts.irq_controller is not None:
             path = await find_irq_controller(qemu.qmp, opts.irq_controller)
             qemu.qtest.intercept_irqs(path)

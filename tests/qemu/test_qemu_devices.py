@@ -24,6 +24,7 @@ from .conftest import need_qemu, qemu_pid, start_qemu_device
 PL011 = 0x9000000
 PL011_CR, PL011_IMSC, PL011_ICR, PL011_PERIPHID0 = 0x30, 0x38, 0x44, 0xFE0
 PL011_TX = 0x20  # the transmit interrupt's bit in IMSC, RIS, MIS and ICR
+UART_SCR = 0x10000007  # riscv-virt's 16550: its scratch register
 
 
 def _alive(pid: int) -> bool:
@@ -166,6 +167,28 @@ def test_a_registered_window_serves_qemus_registers_and_traces_like_any_region()
         dev.stop()
         with Bus(server.tcp) as bus:  # a registered region goes with its device
             assert "qpl011" not in {r.id for r in bus.topology(flat_views=False).regions}
+    finally:
+        if dev is not None:
+            dev.stop()
+        assert server.stop() == 0, server.log()
+
+
+def test_resetting_the_device_resets_qemus_registers():
+    """`reset-device` on a QEMU device resets QEMU's machine: the 16550's scratch register,
+    written through the bus, reads its reset value (0) afterwards."""
+    need_qemu("qemu-system-riscv64")
+    server = start_server("--machine", "riscv-virt")
+    dev = None
+    try:
+        dev = start_qemu_device(server.tcp, "--machine", "virt", "--claim", "uart0",
+                                "--serial", "none")  # fmt: skip
+        with Bus(server.tcp) as bus:
+            bus.write(UART_SCR, b"\x5a")
+            assert bus.read(UART_SCR, 1) == b"\x5a"
+            bus.reset_device("uart0")
+            assert bus.read(UART_SCR, 1) == b"\x00"
+            bus.write(UART_SCR, b"\x3c")  # QEMU serves on after its reset
+            assert bus.read(UART_SCR, 1) == b"\x3c"
     finally:
         if dev is not None:
             dev.stop()
