@@ -53,8 +53,14 @@ def test_a_plain_text_client_cannot_talk_to_a_tls_bus(tls_bus):
 def test_a_client_that_does_not_trust_the_bus_is_refused(tls_bus, tmp_path):
     server, token = tls_bus
     other = make_pki(tmp_path / "other", ca_name="other-ca")
-    with pytest.raises(ServerUnavailable):
+    with pytest.raises(ServerUnavailable, match="its certificate is not one the CA you trust"):
         Bus(server.tcp, credentials=Credentials(token, True, other.ca.read_bytes()), timeout=5)
+
+
+def test_a_tls_client_of_a_plain_text_bus_is_told_so(machine_server, pki):
+    server = machine_server(None)
+    with pytest.raises(ServerUnavailable, match="it does not speak TLS"):
+        Bus(server.tcp, credentials=Credentials("", True, pki.ca.read_bytes()), timeout=5)
 
 
 def test_the_unix_socket_stays_plain_text_and_still_asks_for_the_token(tls_bus, pki):
@@ -74,7 +80,7 @@ def test_the_command_line_takes_the_ca_and_a_token_file(tls_bus, pki, tmp_path):
     assert out.returncode == 0, out.stderr
     out = mmiobus("read", "-s", server.tcp, "--token-file", str(path), "0x1000", "2")
     assert out.returncode == 1
-    assert "no mmiobus server answers" in out.stderr
+    assert "closed the connection at once: a bus that requires TLS (give --tls-ca)" in out.stderr
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +161,7 @@ def test_optional_mutual_tls_names_a_certificate_at_its_own_port(optional, pki):
         assert cpu0.read(0x1000, 4)
         with pytest.raises(PermissionDenied, match="'cpu0'"):
             cpu0.write(0x1000, b"\x00")
-    with pytest.raises(ServerUnavailable):  # that port requires a certificate
+    with pytest.raises(ServerUnavailable, match="or a client certificate"):  # required there
         Bus(mtls, credentials=_tls(pki, token=optional[2]), timeout=5)
 
 
