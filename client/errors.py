@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import grpc
+from mmiobus.endpoints import unreachable
 from mmiobus.memory.access import MemTxResult
 from mmiobus.wire import result_names
 
@@ -92,37 +93,13 @@ _BY_CODE: dict[grpc.StatusCode, type[RpcFailure]] = {
 }
 
 
-def _unreachable(target: str, details: str) -> str:
-    """Why nothing answers at ``target``: gRPC's details, with what they most likely mean
-    when the connection could not be made."""
-    connecting = "failed to connect" in details
-    if connecting and "Tls handshake failed" in details:
-        if "WRONG_VERSION_NUMBER" in details:
-            why = "it does not speak TLS (leave out --tls-ca and $MMIOBUS_TLS_CA)"
-        elif "CERTIFICATE_VERIFY_FAILED" in details:
-            why = "its certificate is not one the CA you trust signed (--tls-ca, $MMIOBUS_TLS_CA)"
-        else:
-            why = "the TLS handshake failed"
-        return f"cannot talk to the bus at {target}: {why}: {details}"
-    if connecting and "Socket closed" in details:
-        return (
-            f"the server at {target} closed the connection at once: a bus that requires TLS "
-            "(give --tls-ca) or a client certificate (--tls-cert and --tls-key) does that: "
-            f"{details}"
-        )
-    return (
-        f"no mmiobus server answers at {target} (is `mmiobus serve` running there? Set the "
-        f"address with --server or MMIOBUS_SERVER): {details}"
-    )
-
-
 def from_rpc_error(error: grpc.RpcError, target: str) -> RpcFailure:
     """A client exception for a failed call to ``target``, with advice where there is some."""
     code = error.code() if hasattr(error, "code") else None
     details = (error.details() if hasattr(error, "details") else "") or ""
     cls = _BY_CODE.get(code, RpcFailure) if code is not None else RpcFailure
     if cls is ServerUnavailable:
-        message = _unreachable(target, details)
+        message = unreachable(target, details)
     elif cls is Timeout:
         message = f"the server at {target} did not answer in time: {details}"
     elif cls is PermissionDenied:

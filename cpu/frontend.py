@@ -34,7 +34,7 @@ from mmiobus.credentials import Credentials
 from mmiobus.devices import Device, DeviceRunner
 from mmiobus.devices.host import DmaRequest
 from mmiobus.devices.session import RemoteHost
-from mmiobus.endpoints import open_channel
+from mmiobus.endpoints import open_channel, unreachable
 from mmiobus.memory.access import MEMTXATTRS_UNSPECIFIED, MemTxResult
 from mmiobus.v1 import bus_pb2 as pb
 from mmiobus.v1 import bus_pb2_grpc, devices_pb2_grpc
@@ -226,11 +226,14 @@ class CpuFrontend:
                     )
                 break
             except grpc.RpcError as e:
-                if not self.reconnect or e.code() != grpc.StatusCode.UNAVAILABLE:
+                if e.code() != grpc.StatusCode.UNAVAILABLE:
                     raise FrontendError(
                         f"cannot reach the bus at {self.server}: {e.details() or e.code().name}"
                     ) from None
-                log.warning("cannot reach the bus; retrying", server=self.server,
+                why = unreachable(self.server, e.details() or "")
+                if not self.reconnect:
+                    raise FrontendError(why) from None
+                log.warning("cannot reach the bus; retrying", reason=why,
                             retry_in=round(delay, 2))  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

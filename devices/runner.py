@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import grpc
 import structlog
 from mmiobus.credentials import Credentials
-from mmiobus.endpoints import open_channel
+from mmiobus.endpoints import open_channel, unreachable
 from mmiobus.v1 import bus_pb2 as bpb
 from mmiobus.v1 import devices_pb2 as pb
 from mmiobus.v1 import devices_pb2_grpc
@@ -151,11 +151,13 @@ class DeviceRunner:
                 else:
                     if not self.reconnect:
                         raise
+                    unavailable = e.code() == grpc.StatusCode.UNAVAILABLE
                     log.warning(
                         "cannot reach the bus; retrying",
                         device=self.name,
-                        server=self.server,
-                        status=e.code().name if e.code() else "?",
+                        reason=unreachable(self.server, e.details() or "")
+                        if unavailable
+                        else f"{e.code().name if e.code() else '?'}: {e.details()}",
                         retry_in=round(delay, 2),
                     )
             if attached:

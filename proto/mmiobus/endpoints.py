@@ -132,3 +132,27 @@ def open_channel(
     environment, ``mmiobus.credentials``; ``Credentials()`` for none)."""
     creds = Credentials.from_env() if credentials is None else credentials
     return secure_channel(channel_target(address), creds, [*KEEPALIVE, *UNLIMITED, *options])
+
+
+def unreachable(target: str, details: str) -> str:
+    """Why nothing answers at ``target`` (an UNAVAILABLE call): gRPC's ``details``, with what
+    they most likely mean when the connection could not be made."""
+    connecting = "failed to connect" in details
+    if connecting and "Tls handshake failed" in details:
+        if "WRONG_VERSION_NUMBER" in details:
+            why = "it does not speak TLS (leave out --tls-ca and $MMIOBUS_TLS_CA)"
+        elif "CERTIFICATE_VERIFY_FAILED" in details:
+            why = "its certificate is not one the CA you trust signed (--tls-ca, $MMIOBUS_TLS_CA)"
+        else:
+            why = "the TLS handshake failed"
+        return f"cannot talk to the bus at {target}: {why}: {details}"
+    if connecting and "Socket closed" in details:
+        return (
+            f"the server at {target} closed the connection at once: a bus that requires TLS "
+            "(give --tls-ca) or a client certificate (--tls-cert and --tls-key) does that: "
+            f"{details}"
+        )
+    return (
+        f"no mmiobus server answers at {target} (is `mmiobus serve` running there? Set the "
+        f"address with --server or MMIOBUS_SERVER): {details}"
+    )

@@ -4,12 +4,16 @@ names identities by it. Device processes and the command line take the same cred
 
 from __future__ import annotations
 
+import queue
+import subprocess
+import threading
+
 import grpc
 import pytest
 from mmiobus.client import Bus, PermissionDenied, ServerUnavailable
 from mmiobus.credentials import Credentials
 from support.auth import make_pki, write_auth_file, write_token
-from support.command_line import mmiobus
+from support.command_line import MMIOBUS, command_env, mmiobus
 from support.devices import start_device
 
 TIMER = "mmiobus.devices.models.timer:Timer"
@@ -197,3 +201,31 @@ def test_with_optional_mutual_tls_the_other_ports_still_need_authentication(pki)
     [line] = out.stderr.strip().splitlines()
     assert "refusing to listen on 0.0.0.0:" in line
     assert "--auth FILE (tokens and roles) for the ports that are not --mtls-listen" in line
+
+
+def test_a_device_that_cannot_connect_says_why_as_it_retries(tls_bus):
+    """Without --tls-ca, a device process keeps retrying a TLS bus, and each retry says what
+    the closed connection most likely means."""
+    server, _token = tls_bus
+    device = subprocess.Popen(
+        [MMIOBUS, "device", "run", TIMER, "--server", server.tcp, "--at", "0x3000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=command_env(),
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in device.stderr], daemon=True).start()
+    try:
+        line = ""
+        while "cannot reach the bus; retrying" not in line:
+            line = lines.get(timeout=30)
+    finally:
+        device.kill()
+        device.wait(10)
+    assert "a bus that requires TLS (give --tls-ca)" in line
+
+
+def test_a_cpu_that_cannot_connect_says_why(tls_bus):
+    server, _token = tls_bus
+    out = mmiobus("cpu", "run", "--server", server.tcp, "--no-reconnect")
+    assert out.returncode == 1
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith(f"mmiobus cpu: error: the server at {server.tcp} closed the connection")
