@@ -95,7 +95,7 @@ def riscv_virt(layout: Layout) -> bytes:
         soc.add(f"serial@{uart:x}", props)
         chosen.props["stdout-path"] = f"/soc/serial@{uart:x}"
     plic, plic_size = layout.role("plic")
-    soc.add(f"plic@{plic:x}", {"phandle": 3, "riscv,ndev": 95, "reg": _reg(plic, plic_size),
+    soc.add(f"plic@{plic:x}", {"phandle": 3, "riscv,ndev": 96, "reg": _reg(plic, plic_size),
                                "interrupts-extended": cells(2, 11, 2, 9),
                                "interrupt-controller": True,
                                "compatible": ["sifive,plic-1.0.0", "riscv,plic0"],
