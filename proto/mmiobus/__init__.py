@@ -16,7 +16,16 @@ and three small modules every role shares: ``mmiobus.wire`` (values <-> messages
 addresses and channels).
 """
 
+import os as _os
 from importlib import metadata as _metadata
+
+# gRPC's core registers fork handlers that start its threads again in a forked child. A child
+# that only executes another program (a device process, QEMU, a simulator: every child this
+# package starts) can then die of SIGSEGV in such a thread before it gets there: with uvloop,
+# whose children are forked, 73 of 1,500 children of a process with calls in flight did
+# (tests/bus/test_children.py). Without the handlers none did, and starting them took half as
+# long. Set here, before gRPC is imported; a value already in the environment is kept.
+_os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 
 def _version() -> str:

@@ -34,8 +34,13 @@ def _need_uboot() -> Path:
 class Console:
     """The guest's serial port: QEMU listens on a TCP port; this reads and types."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = wait_for(lambda: _connect(port), 30, message="QEMU's console never listened")
+    def __init__(self, port: int, proxy: subprocess.Popen[str]) -> None:
+        def connected() -> socket.socket | None:
+            # A proxy that ended (QEMU failed to start) will never listen: say why at once.
+            assert proxy.poll() is None, Path(proxy.log_path).read_text()  # type: ignore[attr-defined]
+            return _connect(port)
+
+        self.sock = wait_for(connected, 30, message="QEMU's console never listened")
         self.sock.settimeout(0.2)
         self.seen = b""
 
@@ -96,7 +101,7 @@ def test_uboot_lists_the_function_and_its_bar_reaches_a_16550_device_process(tmp
     try:
         assert proxy.stdout is not None
         assert "starting QEMU" in proxy.stdout.readline()
-        console = Console(port)
+        console = Console(port, proxy)
         console.until(b"Hit any key to stop autoboot")
         console.sock.sendall(b"\n")
         console.until(b"=> ")
