@@ -151,13 +151,14 @@ class DeviceRunner:
                 else:
                     if not self.reconnect:
                         raise
-                    unavailable = e.code() == grpc.StatusCode.UNAVAILABLE
+                    if e.code() == grpc.StatusCode.UNAVAILABLE:
+                        why = unreachable(self.server, e.details() or "")
+                    else:
+                        why = f"{e.code().name if e.code() else '?'}: {e.details()}"
                     log.warning(
                         "cannot reach the bus; retrying",
                         device=self.name,
-                        reason=unreachable(self.server, e.details() or "")
-                        if unavailable
-                        else f"{e.code().name if e.code() else '?'}: {e.details()}",
+                        reason=why,
                         retry_in=round(delay, 2),
                     )
             if attached:
