@@ -46,6 +46,27 @@ def number(text: str) -> int:
     return value
 
 
+MAX_POLL_US = 100_000
+
+
+def poll_us(text: str) -> int:
+    """A polling window in microseconds: 0 (never poll) to ``MAX_POLL_US``."""
+    value = number(text)
+    if value > MAX_POLL_US:
+        raise argparse.ArgumentTypeError(
+            f"{text} us is longer than {MAX_POLL_US} us (0 turns polling off)"
+        )
+    return value
+
+
+POLL_HELP = (
+    "wait for each answer to a CPU's read by polling for up to this many microseconds before "
+    "sleeping, as QEMU's event loop (poll-max-ns) and KVM's halted vCPUs do (default: 1000; "
+    "the window adapts to how long answers take; 0: never poll, which spends no CPU time "
+    "waiting but makes every access to a device process slower on virtual machines)"
+)
+
+
 def address(text: str) -> int:
     """A bus address in 0..2**64-1."""
     value = _integer(text, "an address")

@@ -133,6 +133,7 @@ def register(sub: Any) -> None:
         "runs in the server or is attached from `cpu run`, they share the loop's core, which "
         "makes every access the CPU hands over cheaper)",
     )
+    cpu.add_argument("--poll-max-us", type=a.poll_us, default=1000, metavar="US", help=a.POLL_HELP)
     p.set_defaults(func=cmd_serve)
 
 
@@ -285,6 +286,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             security=security,
             metrics=tuple(args.metrics or ()),
             pin_cpus=not args.no_pin,
+            cpu_poll_max_ns=args.poll_max_us * 1000,
         )
     except ValueError as e:
         message = str(e)

@@ -42,7 +42,7 @@ from mmiobus.v1 import devices_pb2 as dpb
 
 from .board import Board, build
 from .layout import Layout, LayoutError, declared_regions, layout
-from .remote_bus import SessionBus
+from .remote_bus import POLL_MAX_NS, SessionBus
 from .results import CpuError, RunResult
 
 log = structlog.get_logger("mmiobus.cpu")
@@ -108,12 +108,14 @@ class CpuFrontend:
         arch: str | None = None,
         credentials: Credentials | None = None,
         pin: bool = True,
+        poll_max_ns: int = POLL_MAX_NS,
     ) -> None:
         self.server = server
         creds = Credentials.from_env() if credentials is None else credentials
         self.credentials = creds.with_token(token) if token else creds
         self.arch = arch
         self.pin = pin  # the process's threads on one core while it runs (mmiobus.affinity)
+        self.poll_max_ns = poll_max_ns  # polling for answers (mmiobus.cpu.remote_bus)
         self.name = name
         self.images = images or Images()
         self.token = token
@@ -278,7 +280,7 @@ class CpuFrontend:
             lay = self._layout
             assert lay is not None
             loop = asyncio.get_running_loop()
-            self.bus = SessionBus(loop, host, lay.cpu.address_space)
+            self.bus = SessionBus(loop, host, lay.cpu.address_space, self.poll_max_ns)
             backings = {region: await self._map(host, region, lay) for region in
                         lay.regions_to_share}  # fmt: skip
             board = build(lay, self.bus, backings, count_instructions=self.count_instructions)

@@ -17,13 +17,24 @@ then costs one crossing and one message, not two; a write waits at most one slic
 
 The engine calls ``read``/``write`` from its own thread; requests cross to the loop with
 ``call_soon_threadsafe``; answers come back through a ``queue.SimpleQueue``.
+
+Waiting for an answer, the engine polls before it sleeps, as QEMU's event loop polls
+(``poll-max-ns``) and KVM polls a halted vCPU: on a virtual machine, a core that goes idle
+takes tens of microseconds to wake, once for each hand-off of every access, which is more than
+the access itself costs. Polling keeps the core busy while yielding it to any thread that has
+work (the loop's, gRPC's), so they run at once. The polling window adapts: it starts at 0,
+doubles (from 4 us) after each wait that outlasted it but ended within ``poll_max_ns``, and
+falls back to 0 after a wait longer than that (a slow device is waited for asleep).
+``poll_max_ns = 0`` never polls (``--poll-max-us 0``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import queue
+import time
 
 from mmiobus.devices.session import RemoteHost
 from mmiobus.v1 import devices_pb2 as pb
@@ -35,6 +46,11 @@ _LOST = object()
 FIRST_ID = 1 << 48  # ids of a CPU's requests, apart from its device session's own
 MAX_UNCONFIRMED = 65536  # posted writes remembered (for their fault's address) between barriers
 MAX_HELD = 256  # writes held back before they are sent without waiting for a read
+POLL_MAX_NS = 1_000_000  # the longest polling window (the default of --poll-max-us)
+POLL_START_NS = 4_000  # the first window after a wait that outlasted none
+
+_clock = time.perf_counter_ns
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 Reply = tuple[int, bytes, int]  # (request id, bytes read, MemTxResult bits)
 Access = tuple[int, int, int, bytes | None]  # (request id, addr, size, bytes to write or None)
@@ -54,8 +70,10 @@ class PipelinedBus:
     accesses to carry out in order) and put each answer into ``self.replies`` as
     ``(id, data, result)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, poll_max_ns: int = POLL_MAX_NS) -> None:
         self.replies: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.poll_max_ns = poll_max_ns
+        self.poll_ns = 0  # the polling window now (see the module docstring)
         self._ids = itertools.count(FIRST_ID)
         self._posted: dict[int, tuple[int, int]] = {}  # id -> (addr, size) of writes in flight
         self._held: list[Access] = []  # writes not sent yet
@@ -66,11 +84,28 @@ class PipelinedBus:
         raise NotImplementedError
 
     def _take(self) -> Reply:
-        reply = self.replies.get()
+        replies = self.replies
+        reply = replies.get() if not self.poll_max_ns or not replies.empty() else self._poll()
         if reply is _LOST:
             self.replies.put(_LOST)  # every later wait ends too
             raise BusLost(self.lost_reason or "the bus went away")
         return reply  # type: ignore[return-value]
+
+    def _poll(self) -> object:
+        """The next answer, polled for up to the window, then waited for asleep; the window
+        adapts to how long the wait took."""
+        replies, start = self.replies, _clock()
+        end = start + self.poll_ns
+        while _clock() < end:
+            _yield()  # the core to any thread of ours with work, at once
+            if not replies.empty():
+                return replies.get()
+        reply = replies.get()
+        if _clock() - start > self.poll_max_ns:
+            self.poll_ns = 0
+        else:
+            self.poll_ns = min(max(2 * self.poll_ns, POLL_START_NS), self.poll_max_ns)
+        return reply
 
     def _wait(self, rid: int) -> Reply:
         """The answer to request ``rid``; the answers before it are failed posted writes."""
@@ -135,8 +170,14 @@ class PipelinedBus:
 class SessionBus(PipelinedBus):
     """DMA requests on a device session (a CPU in its own process)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: RemoteHost, address_space: str):
-        super().__init__()
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        host: RemoteHost,
+        address_space: str,
+        poll_max_ns: int = POLL_MAX_NS,
+    ):
+        super().__init__(poll_max_ns)
         self._loop = loop
         self._host = host
         self._space = address_space

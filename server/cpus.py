@@ -19,7 +19,7 @@ import structlog
 from mmiobus.affinity import process_pin
 from mmiobus.cpu.board import Board, build
 from mmiobus.cpu.layout import declared_regions, layout
-from mmiobus.cpu.remote_bus import Access, PipelinedBus
+from mmiobus.cpu.remote_bus import POLL_MAX_NS, Access, PipelinedBus
 from mmiobus.cpu.results import CpuError, RunResult
 from mmiobus.devices.host import DmaRequest
 from mmiobus.machine.cpus import CpuSpec
@@ -54,8 +54,14 @@ class CpuRun:
 class LoopBus(PipelinedBus):
     """The bus as an in-server CPU sees it: its accesses, in order, on the server's loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, ordered: OrderedAccesses, space: str):
-        super().__init__()
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        ordered: OrderedAccesses,
+        space: str,
+        poll_max_ns: int = POLL_MAX_NS,
+    ):
+        super().__init__(poll_max_ns)
         self._loop = loop
         self._ordered = ordered
         self._space = space
@@ -128,7 +134,9 @@ class InServerCpu:
             for region in lay.regions_to_share
         }
         ordered = OrderedAccesses(core, Initiator(spec.name, 0, self.identity))
-        bus = LoopBus(asyncio.get_running_loop(), ordered, cpu.address_space)
+        bus = LoopBus(
+            asyncio.get_running_loop(), ordered, cpu.address_space, core.config.cpu_poll_max_ns
+        )
         board = build(lay, bus, backings, count_instructions=self.run_options.count_instructions)
         firmware = self.run_options.firmware or cpu.firmware
         if not firmware:

@@ -90,10 +90,13 @@ class Guest:
     def __init__(self, tmp_path, program: Program, where: str) -> None:
         image = tmp_path / "guest.bin"
         image.write_bytes(program.to_bytes())
+        where, _, polling = where.partition(", ")
         self.where = where
+        # The CPU waits for answers asleep ("--poll-max-us 0"), or polls first (the default).
+        self.cpu_options = ["--poll-max-us", "0"] if polling == "no polling" else []
         args = ["--config", _machine(tmp_path)]
         if where == "server":
-            args += ["--cpu", "cpu0", "--firmware", str(image)]
+            args += ["--cpu", "cpu0", "--firmware", str(image), *self.cpu_options]
         self.server = start_server(*args)
         self.image = image
         self.devices: list = []
@@ -103,7 +106,8 @@ class Guest:
         """Start the CPU (it starts once the devices are attached) and the devices; the run's
         summary once the guest powers off."""
         if self.where == "process":
-            self.cpu = start_cpu(self.server.tcp, "--firmware", str(self.image), "--timeout", "60")
+            self.cpu = start_cpu(self.server.tcp, "--firmware", str(self.image), "--timeout", "60",
+                                 *self.cpu_options)  # fmt: skip
         self.devices = [
             start_device(f"mmiobus.devices.models.{target}", self.server.tcp, "--claim", name)
             for target, name in (("timer:Timer", "timer0"), ("dma:DmaEngine", "dma0"))
@@ -121,9 +125,10 @@ class Guest:
         assert self.server.stop() == 0, self.server.log()
 
 
-@pytest.fixture(params=["process", "server"])
+@pytest.fixture(params=["process", "server", "process, no polling", "server, no polling"])
 def where(request) -> str:
-    """Where the CPU runs: its own process (`mmiobus cpu run`), or the server."""
+    """Where the CPU runs: its own process (`mmiobus cpu run`), or the server; and whether it
+    polls for answers (the default) or waits asleep."""
     return request.param
 
 
