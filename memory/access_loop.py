@@ -141,6 +141,24 @@ class PendingRead:
             finally:
                 reset_engaged_owners(token)
 
+    def single_future(self) -> asyncio.Future[Any] | None:
+        """The one future the whole read waits for (a register of a remote device, say), or
+        None when it waits for more, or for coroutines, or has later rounds."""
+        if self.resume is None and len(self.pieces) == 1:
+            waits = self.pieces[0][3].waits
+            if len(waits) == 1 and isinstance(waits[0][0], asyncio.Future):
+                return waits[0][0]
+        return None
+
+    def answered(self, future: asyncio.Future[Any]) -> tuple[bytes, int]:
+        """``settle``'s answer for a read whose ``single_future`` is done."""
+        pos, n, big, piece = self.pieces[0]
+        value, r = piece.read_answered([piece.future_answer(future)])
+        self.buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
+            n, "big" if big else "little"
+        )
+        return bytes(self.buf), self.result | r
+
     def abandon(self) -> None:
         """Drop the read without awaiting it: close the awaitables that are coroutines, so no
         "never awaited" warning is left behind. Device pieces already issued stay issued; later
@@ -230,6 +248,33 @@ def read_loop(
         pending.result = result
         return pending
     return bytes(buf), result
+
+
+def read_piece(
+    mr: MemoryRegion, offset: int, length: int, attrs: MemTxAttrs, native_big: bool
+) -> tuple[bytes, int] | PendingRead | None:
+    """``read_loop`` for a read that is one piece of ``mr``'s ops (a device register: not RAM,
+    ROM or a ROM device in ROMD mode, at most ``valid.max_access_size`` and aligned as
+    ``memory_access_size`` wants, ``offset`` its offset in ``mr``), without walking the view;
+    None when the read is not such a piece."""
+    ops = mr.ops
+    if (
+        mr.ram
+        or (mr.rom_device and mr.romd_mode)
+        or attrs.memory
+        or ops is UNASSIGNED_MEM_OPS
+        or memory_access_size(ops, length, offset) != length
+    ):
+        return None
+    big = device_big_endian(ops, native_big)
+    out = memory_region_dispatch_read(mr, offset, length, attrs, native_big)
+    if isinstance(out, tuple):
+        value, result = out
+        data = (value & ((1 << (8 * length)) - 1)).to_bytes(length, "big" if big else "little")
+        return data, result
+    pending = PendingRead(bytearray(length), 0)
+    pending.pieces.append((0, length, big, out))
+    return pending
 
 
 def _read_run(

@@ -12,11 +12,19 @@ Three flavours of each access:
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import asyncio
+from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .access import MASK64, MEMTXATTRS_UNSPECIFIED, MemTxAttrs, MemTxResult
-from .access_loop import MAX_PIECES, PendingRead, PendingWrite, read_loop, write_loop
+from .access_loop import (
+    MAX_PIECES,
+    PendingRead,
+    PendingWrite,
+    read_loop,
+    read_piece,
+    write_loop,
+)
 from .errors import AsyncOpsError, InvalidArgumentError
 from .flatview import EMPTY_VIEW, FlatView
 from .listener import MemoryListener, MemoryRegionSection, notify
@@ -39,6 +47,33 @@ class ReadResult(NamedTuple):
 
 def _as_read_result(value: tuple[bytes, int]) -> ReadResult:
     return ReadResult(value[0], _RESULTS[value[1] & 7])
+
+
+class FutureRead:
+    """What ``dispatch_read`` returns for a read that waits for one future (one register of a
+    remote device): awaited like the coroutine it returns otherwise, or completed by a
+    callback (``then``) without a task or a coroutine."""
+
+    __slots__ = ("future", "pending")
+
+    def __init__(self, future: asyncio.Future[Any], pending: PendingRead) -> None:
+        self.future = future
+        self.pending = pending
+
+    def __await__(self) -> Generator[Any, None, ReadResult]:
+        try:
+            yield from self.future.__await__()
+        except Exception:  # answered() logs it and counts the read as failed
+            pass
+        return _as_read_result(self.pending.answered(self.future))
+
+    def then(self, callback: Callable[[ReadResult], None]) -> None:
+        """Call ``callback`` with the read's result once the device answers (on the loop)."""
+        answered = self.pending.answered
+        self.future.add_done_callback(lambda f: callback(_as_read_result(answered(f))))
+
+    def close(self) -> None:
+        """Nothing to close (as ``close`` on the coroutine ``dispatch_read`` may return)."""
 
 
 def _check(addr: int, length: int) -> None:
@@ -83,9 +118,10 @@ class AddressSpace:
         length: int,
         attrs: MemTxAttrs = MEMTXATTRS_UNSPECIFIED,
         _allow_async: bool = True,
-    ) -> ReadResult | Coroutine[Any, Any, ReadResult]:
-        """Read ``length`` bytes at ``addr``: a ``ReadResult``, or a coroutine resolving to one
-        when MMIO ops had to be awaited (the caller must await or close it).
+    ) -> ReadResult | Coroutine[Any, Any, ReadResult] | FutureRead:
+        """Read ``length`` bytes at ``addr``: a ``ReadResult``, or an awaitable resolving to one
+        when MMIO ops had to be awaited (the caller must await or close it): a ``FutureRead``
+        when the read waits for one future, else a coroutine.
 
         ``addr`` is 0..2**64-1 and ``length`` a non-negative ``int``, else
         ``InvalidArgumentError``; length 0 reads nothing and answers ``MEMTX_OK`` (ACCESS-1).
@@ -111,16 +147,27 @@ class AddressSpace:
                     data = mr.backing[off : off + length]  # type: ignore[index]
                     if len(data) == length:
                         return _new_result(ReadResult, (bytes(data), _OK))
+                elif length <= 8:  # one register of a device, most likely
+                    one = read_piece(mr, fr.offset + addr - fr.start, length, attrs,
+                                     self.system.native_big)  # fmt: skip
+                    if one is not None:
+                        return self._read_answer(one, _allow_async)
         _check(addr, length)
         if length == 0:
             return ReadResult(b"", _OK)
         rounds = MAX_PIECES if _allow_async else None
         out = read_loop(fv, addr, length, attrs, self.system.native_big, rounds)
+        return self._read_answer(out, _allow_async)
+
+    def _read_answer(
+        self, out: tuple[bytes, int] | PendingRead, allow_async: bool = True
+    ) -> ReadResult | Coroutine[Any, Any, ReadResult] | FutureRead:
         if isinstance(out, PendingRead):
-            if not _allow_async:
+            if not allow_async:
                 out.abandon()
                 raise _NeedsAwait
-            return _finish_read(out)
+            future = out.single_future()
+            return _finish_read(out) if future is None else FutureRead(future, out)
         return _as_read_result(out)
 
     def dispatch_write(

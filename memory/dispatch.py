@@ -15,6 +15,7 @@ its sub-access with ``MEMTX_ERROR`` and is logged; it never raises into the loop
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from typing import Any, Literal
 
@@ -199,12 +200,27 @@ class DevicePiece:
     async def settle_read(self) -> tuple[int, int]:
         """Await the sub-accesses in issue order, each in the causal chain of the piece
         (GUARD-2), and answer ``(value, result bits)`` as ``memory_region_dispatch_read``."""
+        engaged, mr = self.engaged, self.mr
+        return self.read_answered([await _await_op(aw, engaged, mr) for aw, _s, _m in self.waits])
+
+    def read_answered(self, answers: list[Any]) -> tuple[int, int]:
+        """``settle_read``'s answer from what the sub-accesses answered, in issue order."""
         value, result = self.value, self.result
-        for aw, shift, mask in self.waits:
-            t, res = _read_value(await _await_op(aw, self.engaged, self.mr), self.mr)
+        for (_aw, shift, mask), answer in zip(self.waits, answers, strict=True):
+            t, res = _read_value(answer, self.mr)
             result |= res
             value |= (t & mask) << shift if shift >= 0 else (t & mask) >> -shift
         return value, result
+
+    def future_answer(self, future: asyncio.Future[Any]) -> Any:
+        """What a done future a sub-access answered with counts as (as awaiting it would):
+        its result, or a failure (logged) if it raised or was cancelled."""
+        if not future.cancelled():
+            error = future.exception()
+            if error is None:
+                return future.result()
+            log.error("mmio op failed", region=self.mr.name, exc_info=error)
+        return _FAILED
 
     async def settle_write(self) -> int:
         """Await the sub-accesses in issue order and answer the OR of their result bits."""

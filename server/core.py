@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ import structlog
 from mmiobus.devices.host import DmaRequest
 from mmiobus.machine import Machine
 from mmiobus.memory.access import MemTxAttrs, MemTxResult
-from mmiobus.memory.addrspace import AddressSpace, ReadResult
+from mmiobus.memory.addrspace import AddressSpace, FutureRead, ReadResult
 from mmiobus.memory.dispatch import reset_engaged_owners, set_engaged_owners
 from mmiobus.memory.flatview import FlatView
 
@@ -181,6 +182,20 @@ class BusCore:
     async def finish(self, pending: Pending) -> tuple[bytes, MemTxResult]:
         """Wait for a started access; (bytes read or b"", result)."""
         return self._complete(pending, await pending.awaitable, waited=True)
+
+    def then(self, pending: Pending, callback: Callable[[Any], None]) -> bool:
+        """Have ``callback`` called (on the loop) once the access completes, without a task,
+        with what to pass to ``completed``: True when it waits for one future (a register of a
+        device process); else False, and it must be awaited with ``finish``."""
+        awaitable = pending.awaitable
+        if type(awaitable) is not FutureRead:
+            return False
+        awaitable.then(callback)
+        return True
+
+    def completed(self, pending: Pending, out: Any) -> tuple[bytes, MemTxResult]:
+        """What ``finish`` returns, from what ``then``'s callback got."""
+        return self._complete(pending, out, waited=True)
 
     async def initiate(
         self, who: Initiator, request: DmaRequest, chain: frozenset[int]

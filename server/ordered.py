@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable
+from typing import Any
 
 from mmiobus.devices.host import DmaRequest
 from mmiobus.memory.access import MemTxResult
@@ -41,6 +42,9 @@ class OrderedAccesses:
             collections.deque()
         )
         self._running = False
+        # The access waited for by callback (BusCore.then), while it is the only one: a CPU's
+        # read of a device process's register costs no task.
+        self._called_back: tuple[Pending, Answer] | None = None
         self.closed = False
         self.queued_bytes = 0  # data and answers of the accesses in the queue
         self.limit = core.limits.max_device_queue_bytes
@@ -50,6 +54,10 @@ class OrderedAccesses:
         outcome (on the loop). ``LimitExceeded`` if it would have to wait behind more than
         ``--max-device-queue`` bytes."""
         if self._running:
+            waiting = self._called_back
+            if waiting is not None:  # more to carry out: a task takes over, to pipeline them
+                self._called_back = None
+                asyncio.get_running_loop().create_task(self._run(waiting))
             size = request.size + QUEUED_OVERHEAD
             if self.queued_bytes + size > self.limit:
                 raise LimitExceeded(
@@ -64,11 +72,27 @@ class OrderedAccesses:
             answer(*started)
             return
         self._running = True
-        asyncio.get_running_loop().create_task(self._run((started, answer)))
+        first = (started, answer)
+        if self.core.then(started, lambda out: self._answered(first, out)):
+            self._called_back = first
+        else:
+            asyncio.get_running_loop().create_task(self._run(first))
+
+    def _answered(self, first: tuple[Pending, Answer], out: Any) -> None:
+        """The access waited for by callback completed (unless a task took it over)."""
+        if self._called_back is not first:
+            return
+        self._called_back = None
+        self._running = False
+        if not self.closed:
+            first[1](*self.core.completed(first[0], out))
 
     def close(self) -> None:
         """Stop carrying out what is queued (the initiator went away)."""
         self.closed = True
+        if self._called_back is not None:  # no task runs to end the run
+            self._called_back = None
+            self._running = False
         self._queue.clear()
         self.queued_bytes = 0
 

@@ -145,16 +145,20 @@ class Outbox:
         if not self.closed:
             self._append(message, message.ByteSize())
 
-    def send_access(self, access: pb.Access) -> None:
+    def send_access(self, **fields: Any) -> pb.Access | None:
+        """An access request with ``fields`` (built in its message, not copied into it); the
+        request, or None if the session is over."""
         if self.closed:
-            return
+            return None
         last = self._coalesce("accesses", ACCESS_BYTES)
         if last is not None:
-            last.accesses.accesses.append(access)
+            access: pb.Access = last.accesses.accesses.add(**fields)
             self._grew(ACCESS_BYTES)
         else:
-            message = pb.BusMessage(accesses=pb.AccessRequests(accesses=[access]))
+            message = pb.BusMessage()
+            access = message.accesses.accesses.add(**fields)
             self._append(message, ACCESS_BYTES)
+        return access
 
     def send_dma_reply(self, reply: pb.DmaReply) -> None:
         """A reply to a batched DMA request: with the others waiting to be sent, if any."""
@@ -261,18 +265,24 @@ class RemoteSession:
             return (0, MEMTX_ERROR) if not write else MEMTX_ERROR
         rid = self._next_id()
         posted = write and binding.posted_writes
-        access = pb.Access(
-            id=rid,
-            handle=binding.handle,
-            offset=offset,
-            size=size,
-            write=write,
-            value=value,
-            posted=posted,
-        )
-        if attrs.requester_id or attrs.secure or attrs.user or attrs.memory:
+        # Only the fields a read sets (the others are their defaults: building costs per field).
+        if write:
+            access = self.outbox.send_access(
+                id=rid,
+                handle=binding.handle,
+                offset=offset,
+                size=size,
+                write=True,
+                value=value,
+                posted=posted,
+            )
+        else:
+            access = self.outbox.send_access(id=rid, handle=binding.handle, offset=offset,
+                                             size=size)  # fmt: skip
+        if access is not None and (
+            attrs.requester_id or attrs.secure or attrs.user or attrs.memory
+        ):
             access.attrs.CopyFrom(attrs_to_pb(attrs))
-        self.outbox.send_access(access)
         self.counters["accesses"] += 1
         if posted:
             return None
