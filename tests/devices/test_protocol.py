@@ -71,9 +71,12 @@ regions:
          valid: {min: 1, max: 8}, impl: {min: 1, max: 8}}
       - {name: toggled, kind: mmio, addr: 0x1000d000, size: 0x100, device: toggler,
          absent: error}
+      - {name: dma_target, kind: mmio, addr: 0x1000e000, size: 0x100, deadline: 30s,
+         valid: {min: 1, max: 8}, impl: {min: 1, max: 8}}
 """
 ORDERED = 0x1000C000
 TOGGLED = 0x1000D000
+DMA_TARGET = 0x1000E000
 TOKEN = "s3cret-token"
 
 
@@ -599,6 +602,38 @@ def test_accesses_reach_device_in_dispatch_order_in_few_messages(proto_server, b
     assert [r.data for r in results if r.data] == [
         (r.addr - ORDERED).to_bytes(4, "little") for r in requests if r.read
     ]
+
+
+def test_a_devices_dma_reads_of_another_devices_registers_are_pipelined_and_answered_in_order(
+    proto_server,
+):
+    """A device's batch of DMA reads of another device's registers: all of them reach that
+    device before it answers the first (a lone read waits without a task; the next one hands
+    it to one that pipelines the rest), and the replies come back in order, with the values."""
+    count = 4
+    with RawDevice(proto_server.tcp) as registers, RawDevice(proto_server.tcp) as master:
+        registers.hello("dma-registers")
+        assert registers.claim("dma_target").code == 0
+        master.hello("dma-master")
+        requests = [
+            devices_pb2.DmaRequest(id=100 + i, addr=DMA_TARGET + 8 * i, read=8)
+            for i in range(count)
+        ]
+        master.send(devices_pb2.DeviceMessage(dmas=devices_pb2.DmaRequests(requests=requests)))
+        accesses, _ = registers.accesses(count)
+        assert [(a.offset, a.size, a.write) for a in accesses] == [
+            (8 * i, 8, False) for i in range(count)
+        ]
+        values = {a.id: 0x0123_4567_0000 + a.offset for a in accesses}
+        registers.answer(*[devices_pb2.AccessReply(id=i, value=v) for i, v in values.items()])
+        replies: list[devices_pb2.DmaReply] = []
+        while len(replies) < count:
+            message = master.recv()
+            kind = message.WhichOneof("msg")
+            replies.extend(message.dmas.replies if kind == "dmas" else [message.dma])
+    assert [r.id for r in replies] == [r.id for r in requests]
+    assert [r.result for r in replies] == [MemTxResult.OK] * count
+    assert [r.data for r in replies] == [values[a.id].to_bytes(8, "little") for a in accesses]
 
 
 def test_posted_writes_are_answered_before_the_device_sees_them_and_keep_order(proto_server, bus):
