@@ -9,6 +9,7 @@ import struct
 
 import pytest
 from mmiobus.client import Bus
+from support.command_line import mmiobus
 from support.devices import start_device
 from support.firmware import OPENSBI, UBOOT_RISCV_SMODE, need, start_cpu
 from support.servers import start_server
@@ -110,3 +111,15 @@ def test_the_bus_going_away_ends_the_run_with_one_line(tmp_path):
     finally:
         cpu.kill()
         uart.kill()
+
+
+@pytest.mark.parametrize("command", [["cpu", "run"], ["serve"]])
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("200000", "longer than 100000 us (0 turns polling off)"), ("-5", "negative")],
+)
+def test_a_polling_window_out_of_range_is_a_usage_error(command, value, says):
+    out = mmiobus(*command, "--poll-max-us", value)
+    assert out.returncode == 2
+    assert "--poll-max-us" in out.stderr and says in out.stderr
+    assert "Traceback" not in out.stderr
