@@ -61,10 +61,16 @@ def poll_us(text: str) -> int:
 
 POLL_HELP = (
     "wait for each answer to a CPU's read by polling for up to this many microseconds before "
-    "sleeping, as QEMU's event loop (poll-max-ns) and KVM's halted vCPUs do (default: 1000; "
-    "the window adapts to how long answers take; 0: never poll, which spends no CPU time "
-    "waiting but makes every access to a device process slower on virtual machines)"
+    "sleeping, as QEMU's event loop (poll-max-ns) and KVM's halted vCPUs do (default: 1000, "
+    "or 0 with --no-pin; the window adapts to how long answers take; 0: never poll, which "
+    "spends no CPU time waiting but makes every access to a device process slower on virtual "
+    "machines)"
 )
+
+
+def poll_max_ns(args: argparse.Namespace) -> int | None:
+    """``--poll-max-us`` in ns; None when not given (``mmiobus.cpu.remote_bus.poll_max``)."""
+    return None if args.poll_max_us is None else int(args.poll_max_us) * 1000
 
 
 def address(text: str) -> int:

@@ -66,7 +66,7 @@ def register(sub: Any) -> None:
         help="leave this process's threads to the scheduler (default: they share one core while "
         "the CPU runs, which makes every bus access cheaper)",
     )
-    p.add_argument("--poll-max-us", type=a.poll_us, default=1000, metavar="US", help=a.POLL_HELP)
+    p.add_argument("--poll-max-us", type=a.poll_us, metavar="US", help=a.POLL_HELP)
     p.add_argument(
         "--token",
         help="the token itself; other local users can read it (`ps`): prefer --token-file or "
@@ -104,7 +104,7 @@ def cmd_cpu_run(args: argparse.Namespace) -> int:
         arch=args.arch,
         credentials=a.credentials(args),
         pin=not args.no_pin,
-        poll_max_ns=args.poll_max_us * 1000,
+        poll_max_ns=a.poll_max_ns(args),
     )
     if args.max_instructions is not None and args.no_count:
         raise CommandError("--max-instructions needs the count: drop --no-count")

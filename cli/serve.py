@@ -133,7 +133,7 @@ def register(sub: Any) -> None:
         "runs in the server or is attached from `cpu run`, they share the loop's core, which "
         "makes every access the CPU hands over cheaper)",
     )
-    cpu.add_argument("--poll-max-us", type=a.poll_us, default=1000, metavar="US", help=a.POLL_HELP)
+    cpu.add_argument("--poll-max-us", type=a.poll_us, metavar="US", help=a.POLL_HELP)
     p.set_defaults(func=cmd_serve)
 
 
@@ -286,7 +286,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             security=security,
             metrics=tuple(args.metrics or ()),
             pin_cpus=not args.no_pin,
-            cpu_poll_max_ns=args.poll_max_us * 1000,
+            cpu_poll_max_ns=a.poll_max_ns(args),
         )
     except ValueError as e:
         message = str(e)

@@ -42,7 +42,7 @@ from mmiobus.v1 import devices_pb2 as dpb
 
 from .board import Board, build
 from .layout import Layout, LayoutError, declared_regions, layout
-from .remote_bus import POLL_MAX_NS, SessionBus
+from .remote_bus import SessionBus, poll_max
 from .results import CpuError, RunResult
 
 log = structlog.get_logger("mmiobus.cpu")
@@ -108,14 +108,14 @@ class CpuFrontend:
         arch: str | None = None,
         credentials: Credentials | None = None,
         pin: bool = True,
-        poll_max_ns: int = POLL_MAX_NS,
+        poll_max_ns: int | None = None,
     ) -> None:
         self.server = server
         creds = Credentials.from_env() if credentials is None else credentials
         self.credentials = creds.with_token(token) if token else creds
         self.arch = arch
         self.pin = pin  # the process's threads on one core while it runs (mmiobus.affinity)
-        self.poll_max_ns = poll_max_ns  # polling for answers (mmiobus.cpu.remote_bus)
+        self.poll_max_ns = poll_max(poll_max_ns, pin)  # for answers (mmiobus.cpu.remote_bus)
         self.name = name
         self.images = images or Images()
         self.token = token

@@ -25,7 +25,8 @@ the access itself costs. Polling keeps the core busy while yielding it to any th
 work (the loop's, gRPC's), so they run at once. The polling window adapts: it starts at 0,
 doubles (from 4 us) after each wait that outlasted it but ended within ``poll_max_ns``, and
 falls back to 0 after a wait longer than that (a slow device is waited for asleep).
-``poll_max_ns = 0`` never polls (``--poll-max-us 0``).
+``poll_max_ns = 0`` never polls (``--poll-max-us 0``). By default a CPU polls only while its
+process's threads share one core (``poll_max``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,17 @@ MAX_UNCONFIRMED = 65536  # posted writes remembered (for their fault's address) 
 MAX_HELD = 256  # writes held back before they are sent without waiting for a read
 POLL_MAX_NS = 1_000_000  # the longest polling window (the default of --poll-max-us)
 POLL_START_NS = 4_000  # the first window after a wait that outlasted none
+
+
+def poll_max(asked: int | None, pinned: bool) -> int:
+    """The longest polling window, in ns: ``asked`` (``--poll-max-us``), or by default
+    ``POLL_MAX_NS`` while the process's threads share one core, where polling takes nothing
+    from them (it yields them the core), and 0 when they are spread over the cores (``--no-pin``:
+    it would keep a core from them)."""
+    if asked is not None:
+        return asked
+    return POLL_MAX_NS if pinned else 0
+
 
 _clock = time.perf_counter_ns
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))

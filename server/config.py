@@ -136,7 +136,7 @@ class ServerConfig:
     security: Security = field(default_factory=Security)
     metrics: tuple[str, ...] = ()  # --metrics: where to serve them (none: not counted)
     pin_cpus: bool = True  # one core for the process while a CPU runs (mmiobus.affinity)
-    cpu_poll_max_ns: int = 1_000_000  # --poll-max-us (mmiobus.cpu.remote_bus)
+    cpu_poll_max_ns: int | None = None  # --poll-max-us; None: 1 ms if pin_cpus, else 0
 
     def __post_init__(self) -> None:
         if not 0 < self.device_deadline_ms <= 3_600_000:

@@ -19,7 +19,7 @@ import structlog
 from mmiobus.affinity import process_pin
 from mmiobus.cpu.board import Board, build
 from mmiobus.cpu.layout import declared_regions, layout
-from mmiobus.cpu.remote_bus import POLL_MAX_NS, Access, PipelinedBus
+from mmiobus.cpu.remote_bus import POLL_MAX_NS, Access, PipelinedBus, poll_max
 from mmiobus.cpu.results import CpuError, RunResult
 from mmiobus.devices.host import DmaRequest
 from mmiobus.machine.cpus import CpuSpec
@@ -135,7 +135,10 @@ class InServerCpu:
         }
         ordered = OrderedAccesses(core, Initiator(spec.name, 0, self.identity))
         bus = LoopBus(
-            asyncio.get_running_loop(), ordered, cpu.address_space, core.config.cpu_poll_max_ns
+            asyncio.get_running_loop(),
+            ordered,
+            cpu.address_space,
+            poll_max(core.config.cpu_poll_max_ns, core.config.pin_cpus),
         )
         board = build(lay, bus, backings, count_instructions=self.run_options.count_instructions)
         firmware = self.run_options.firmware or cpu.firmware

@@ -6,7 +6,14 @@ from __future__ import annotations
 import threading
 
 import pytest
-from mmiobus.cpu.remote_bus import POLL_START_NS, Access, BusLost, PipelinedBus
+from mmiobus.cpu.remote_bus import (
+    POLL_MAX_NS,
+    POLL_START_NS,
+    Access,
+    BusLost,
+    PipelinedBus,
+    poll_max,
+)
 
 LATE = 0.005  # seconds: far longer than any window these tests poll for
 
@@ -79,3 +86,10 @@ def test_a_bus_that_goes_away_ends_a_wait_that_polls():
     threading.Timer(LATE, bus.lost, ("the server is stopping",)).start()
     with pytest.raises(BusLost, match="the server is stopping"):
         bus.read(0x90, 4)
+
+
+def test_a_cpu_polls_by_default_only_while_its_threads_share_a_core():
+    assert poll_max(None, pinned=True) == POLL_MAX_NS
+    assert poll_max(None, pinned=False) == 0  # --no-pin: polling would keep a core from them
+    assert poll_max(250_000, pinned=False) == 250_000  # --poll-max-us says otherwise
+    assert poll_max(0, pinned=True) == 0
