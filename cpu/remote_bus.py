@@ -187,7 +187,7 @@ class SessionBus(PipelinedBus):
         loop: asyncio.AbstractEventLoop,
         host: RemoteHost,
         address_space: str,
-        poll_max_ns: int = POLL_MAX_NS,
+        poll_max_ns: int,  # poll_max() says how long
     ):
         super().__init__(poll_max_ns)
         self._loop = loop

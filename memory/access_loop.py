@@ -95,6 +95,12 @@ def _translate(fv: FlatView, addr: int, length: int) -> tuple[MemoryRegion, int,
     return mr, fr.offset + (addr - fr.start), length
 
 
+def lane(value: int, n: int, big: bool) -> bytes:
+    """The ``n`` bytes a piece's value puts on the bus, in the device's byte order (a value
+    wider than the piece is truncated, IMPL-3)."""
+    return (value & ((1 << (8 * n)) - 1)).to_bytes(n, "big" if big else "little")
+
+
 MAX_PIECES = 1024
 """How many pieces one access hands to ops before it lets others run (PIECE-4): an access that
 needs more is carried on in rounds of this many, each issued once the previous round has been
@@ -125,9 +131,7 @@ class PendingRead:
             pieces, self.pieces = self.pieces, []
             for pos, n, big, piece in pieces:
                 value, r = await piece.settle_read()
-                buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
-                    n, "big" if big else "little"
-                )
+                buf[pos : pos + n] = lane(value, n, big)
                 result |= r
             resume, self.resume = self.resume, None
             if resume is None:
@@ -154,9 +158,7 @@ class PendingRead:
         """``settle``'s answer for a read whose ``single_future`` is done."""
         pos, n, big, piece = self.pieces[0]
         value, r = piece.read_answered([piece.future_answer(future)])
-        self.buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
-            n, "big" if big else "little"
-        )
+        self.buf[pos : pos + n] = lane(value, n, big)
         return bytes(self.buf), self.result | r
 
     def abandon(self) -> None:
@@ -270,8 +272,7 @@ def read_piece(
     out = memory_region_dispatch_read(mr, offset, length, attrs, native_big)
     if isinstance(out, tuple):
         value, result = out
-        data = (value & ((1 << (8 * length)) - 1)).to_bytes(length, "big" if big else "little")
-        return data, result
+        return lane(value, length, big), result
     pending = PendingRead(bytearray(length), 0)
     pending.pieces.append((0, length, big, out))
     return pending
@@ -317,9 +318,7 @@ def _read_run(
                 calls += 1
             if type(out) is tuple:
                 value, r = out
-                buf[pos : pos + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(
-                    n, "big" if big else "little"
-                )
+                buf[pos : pos + n] = lane(value, n, big)
                 result |= r
             else:
                 pending.pieces.append((pos, n, big, out))

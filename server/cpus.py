@@ -19,7 +19,7 @@ import structlog
 from mmiobus.affinity import process_pin
 from mmiobus.cpu.board import Board, build
 from mmiobus.cpu.layout import declared_regions, layout
-from mmiobus.cpu.remote_bus import POLL_MAX_NS, Access, PipelinedBus, poll_max
+from mmiobus.cpu.remote_bus import Access, PipelinedBus, poll_max
 from mmiobus.cpu.results import CpuError, RunResult
 from mmiobus.devices.host import DmaRequest
 from mmiobus.machine.cpus import CpuSpec
@@ -59,7 +59,7 @@ class LoopBus(PipelinedBus):
         loop: asyncio.AbstractEventLoop,
         ordered: OrderedAccesses,
         space: str,
-        poll_max_ns: int = POLL_MAX_NS,
+        poll_max_ns: int,  # poll_max() says how long
     ):
         super().__init__(poll_max_ns)
         self._loop = loop
