@@ -21,6 +21,7 @@ bus's answers as it does by default (`--poll-max-us`, see docs/cpu.md); the raw 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import statistics
@@ -190,7 +191,8 @@ def stream_round_trip_us(pinned: bool = False) -> float:
     if pinned:
         first, second = sorted(os.sched_getaffinity(0))[:2]
         for tid in os.listdir(f"/proc/{ceiling.pid}/task"):
-            os.sched_setaffinity(int(tid), {first})
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+                os.sched_setaffinity(int(tid), {first})
         ours = pin_process(second)
 
     async def measure() -> float:

@@ -130,8 +130,15 @@ def _waiting_guest() -> Program:
 
 
 def _cores(pid: int) -> dict[int, set[int]]:
-    """The cores each thread of process ``pid`` may run on, by thread id."""
-    return {int(tid): os.sched_getaffinity(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+    """The cores each thread of process ``pid`` may run on, by thread id (a thread that ends
+    between the listing and the question is left out)."""
+    cores = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            cores[int(tid)] = os.sched_getaffinity(int(tid))
+        except ProcessLookupError:
+            continue
+    return cores
 
 
 @pytest.mark.skipif(
