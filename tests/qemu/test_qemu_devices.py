@@ -33,8 +33,11 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # A zombie has exited too: reaped by nobody we know of, but gone.
-    stat = f"/proc/{pid}/stat"
-    return not (os.path.exists(stat) and open(stat).read().split()[2] == "Z")
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # the state, after the name
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def test_opensbi_prints_through_qemus_16550_serving_uart0(tmp_path):
