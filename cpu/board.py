@@ -19,7 +19,7 @@ from unicorn import riscv_const as R
 from .arm64 import Arm64Engine
 from .bus import Bus
 from .clock import VirtualClock
-from .engine import CpuEngine
+from .engine import CpuEngine, Mapping
 from .gic import GicCpuInterface, GicDistributor
 from .layout import Layout, LayoutError
 from .riscv import RiscvEngine
@@ -56,6 +56,12 @@ class Board:
         if wired is not None:
             wired(level)
 
+    def remap(self, layout: Layout, backings: dict[str, mmap.mmap]) -> None:
+        """The bus's flat view changed to ``layout`` (made with this board's device places):
+        the engine maps it between slices (any thread)."""
+        self.layout = layout
+        self.engine.remap(mappings(layout, backings))
+
     def load(self, addr: int, data: bytes, what: str) -> None:
         """Put an image in the guest's RAM or ROM at ``addr``."""
         try:
@@ -86,16 +92,23 @@ def build(
     else:
         raise LayoutError(f"no CPU engine for architecture {cpu.arch!r} (riscv64, aarch64)")
     board = Board(engine, layout)
-    for r in layout.ram:
-        add = engine.add_rom if r.readonly else engine.add_ram
-        add(r.base, r.size, r.region, backings[r.region], offset=r.offset)
     if cpu.arch == "riscv64":
         _riscv_board(board, clock)
     else:
         _arm_board(board)
-    for base, size in layout.windows:
-        engine.add_bus_window(base, size, "bus")
+    engine.map_memory(mappings(layout, backings))
     return board
+
+
+def mappings(layout: Layout, backings: dict[str, mmap.mmap]) -> list[Mapping]:
+    """The engine's RAM, ROM and bus windows for ``layout`` (``build``, and ``Board.remap``
+    when the bus's flat view changes)."""
+    out = []
+    for r in layout.ram:
+        kind = "rom" if r.readonly else "ram"
+        out.append(Mapping(r.base, r.size, r.region, kind, backings[r.region], r.offset))
+    out += [Mapping(base, size, "bus", "bus") for base, size in layout.windows]
+    return out
 
 
 def _riscv_board(board: Board, clock: VirtualClock) -> None:

@@ -10,6 +10,10 @@ Memory map (no overlaps; 4 KiB granularity):
   pluggable :class:`~.bus.Bus` with its absolute guest-physical address.
 * anything else: an :class:`~.results.UnmappedAccess` error.
 
+RAM, ROM and bus windows follow the bus's flat view (:meth:`CpuEngine.remap`, from any
+thread): the new map takes effect between slices, as QEMU's CPUs take a new memory map
+between translation blocks. Board devices stay where they were mapped.
+
 Run loop (:meth:`CpuEngine.run`): the engine runs in *slices*: ``emu_start``
 with ``count=slice``, which Unicorn ends cleanly before an instruction. A
 slice also ends when the guest reaches ``until_pc``, on ``wfi`` and on errors.
@@ -29,9 +33,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from unicorn import Uc, UcError
 from unicorn import unicorn_const as UC
 
@@ -40,6 +46,8 @@ from .clock import VirtualClock
 from .memory import Ram, page_aligned
 from .mmio import map_mmio
 from .results import BusAccessError, CpuError, ExitReason, RunResult, UnhandledTrap, UnmappedAccess
+
+log = structlog.get_logger("mmiobus.cpu")
 
 NEVER = 0xFFFF_FFFF_FFFF_FFF0  # an until address no guest reaches
 _ROM_WRITE = "write (read-only)"
@@ -50,6 +58,28 @@ _UNMAPPED_KIND = {
     UC.UC_MEM_WRITE_PROT: _ROM_WRITE,
     UC.UC_MEM_FETCH_PROT: "fetch (no-exec)",
 }
+
+
+@dataclass(frozen=True, eq=False)
+class Mapping:
+    """RAM, ROM (*backing* from *offset* on; see :meth:`CpuEngine.add_ram`) or a bus window
+    (*kind* ``"bus"``) at [base, base + size) in the engine's memory map."""
+
+    base: int
+    size: int
+    name: str
+    kind: str  # "ram", "rom" or "bus"
+    backing: Any = None
+    offset: int = 0
+
+    @property
+    def key(self) -> tuple[int, int, str, str, int, int]:
+        """Equal for mappings that map the same thing (the same bytes by identity)."""
+        return (self.base, self.size, self.name, self.kind, id(self.backing), self.offset)
+
+
+def _named(mappings: list[Mapping]) -> list[str]:
+    return [f"{m.kind} {m.name} {m.base:#x}-{m.base + m.size - 1:#x}" for m in mappings]
 
 
 class CpuEngine:
@@ -98,6 +128,8 @@ class CpuEngine:
         self._block_len: dict[int, int] = {}
         self._last_block: tuple[int, int, int] | None = None
         self._keep: list[Any] = []  # callbacks Unicorn holds pointers to
+        self._memory: dict[tuple[int, int, str, str, int, int], Mapping] = {}
+        self._next_memory: list[Mapping] | None = None  # a remap for the next slice boundary
         uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED | UC.UC_HOOK_MEM_PROT, self._on_unmapped)
         if count_instructions:
             uc.hook_add(UC.UC_HOOK_BLOCK, self._on_block)
@@ -197,6 +229,54 @@ class CpuEngine:
                 self._note_fault(exc, base + off, sz, True)
 
         map_mmio(self.uc, base, size, rd, wr, self._keep)
+
+    def map_memory(self, mappings: Iterable[Mapping]) -> tuple[list[Mapping], list[Mapping]]:
+        """Make the engine's RAM, ROM and bus windows what *mappings* say: those mapped
+        already stay as they are, the others go (before a run, or on the engine's thread;
+        see :meth:`remap`). Returns (unmapped, mapped). ``ValueError`` where one overlaps
+        what stays mapped."""
+        new = {m.key: m for m in mappings}
+        gone = [m for key, m in self._memory.items() if key not in new]
+        came = sorted((m for key, m in new.items() if key not in self._memory),
+                      key=lambda m: m.base)  # fmt: skip
+        for m in gone:
+            self.uc.mem_unmap(m.base, m.size)
+            self.regions.remove((m.base, m.size, m.name, m.kind))
+            if m.kind != "bus":
+                self.rams = [r for r in self.rams if r.base != m.base]
+            del self._memory[m.key]
+        for m in came:
+            if m.kind == "bus":
+                self.add_bus_window(m.base, m.size, m.name)
+            elif m.kind == "rom":
+                self.add_rom(m.base, m.size, m.name, m.backing, m.offset)
+            else:
+                self.add_ram(m.base, m.size, m.name, m.backing, offset=m.offset)
+            self._memory[m.key] = m
+        return gone, came
+
+    @property
+    def memory_map(self) -> list[Mapping]:
+        """The RAM, ROM and bus windows mapped now, by address."""
+        return sorted(self._memory.values(), key=lambda m: m.base)
+
+    def remap(self, mappings: Iterable[Mapping]) -> None:
+        """:meth:`map_memory` at the next slice boundary (any thread): the bus's flat view
+        changed. A remap asked for before the last one took effect replaces it."""
+        self._next_memory = list(mappings)
+        self.kick()
+
+    def _take_remap(self) -> None:
+        mappings, self._next_memory = self._next_memory, None
+        if mappings is None:
+            return
+        try:
+            gone, came = self.map_memory(mappings)
+        except (ValueError, UcError) as e:
+            raise CpuError(f"the CPU cannot follow the bus's new memory map: {e}", self.pc) from e
+        if gone or came:
+            log.info("the CPU follows the bus's new memory map", unmapped=_named(gone),
+                     mapped=_named(came))  # fmt: skip
 
     def ram_at(self, addr: int, size: int = 1) -> Ram | None:
         for ram in self.rams:
@@ -355,6 +435,7 @@ class CpuEngine:
             reason = self._check_exit()
             if reason is not None:
                 return reason
+            self._take_remap()
             self._service()
             pc = self.pc
             if pc == until_pc:

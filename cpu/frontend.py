@@ -130,6 +130,8 @@ class CpuFrontend:
         self._loop: LoopThread | None = None
         self._task: asyncio.Task[Any] | None = None
         self._images: list[tuple[int, bytes, str]] = []
+        self._backings: dict[str, mmap.mmap] = {}  # region id -> the bytes the CPU maps
+        self._following: asyncio.Task[None] | None = None
 
     # -- running (the caller's thread) ------------------------------------------------------
 
@@ -189,6 +191,8 @@ class CpuFrontend:
 
     async def _detach(self) -> None:
         """End the session (and let it unwind) once the run is over."""
+        if self._following is not None:
+            self._following.cancel()
         task = self._task
         if task is not None and not task.done():
             task.cancel()
@@ -281,12 +285,12 @@ class CpuFrontend:
             assert lay is not None
             loop = asyncio.get_running_loop()
             self.bus = SessionBus(loop, host, lay.cpu.address_space, self.poll_max_ns)
-            backings = {region: await self._map(host, region, lay) for region in
-                        lay.regions_to_share}  # fmt: skip
+            backings = await self._backings_for(host, lay)
             board = build(lay, self.bus, backings, count_instructions=self.count_instructions)
             self._load_images(board)
             host.follow_irqs(sorted(lay.cpu.interrupts), lambda lines: _levels(board, lines))
             self.board = board
+            self._following = loop.create_task(self._follow_flat_view(host, board))
             if lay.slow_ram:
                 log.warning("RAM that is not whole pages goes through the bus (slow)",
                             regions=sorted(set(lay.slow_ram)))  # fmt: skip
@@ -303,8 +307,50 @@ class CpuFrontend:
             self.bus.lost(f"the bus at {self.server} went away")
         if self.board is not None:
             self.board.engine.stop()
+        if self._following is not None:
+            self._following.cancel()
         if self._task is not None:
             self._task.cancel()
+
+    async def _backings_for(self, host: RemoteHost, lay: Layout) -> dict[str, mmap.mmap]:
+        """The bytes of each RAM and ROM region ``lay`` maps: those the CPU maps already, and
+        the others from the bus (``_map``)."""
+        out = {}
+        for region in lay.regions_to_share:
+            known = self._backings.get(region)
+            need = max(r.offset + r.size for r in lay.ram if r.region == region)
+            if known is None or len(known) < need:  # a private copy covers what was mapped
+                known = self._backings[region] = await self._map(host, region, lay)
+            out[region] = known
+        return out
+
+    async def _follow_flat_view(self, host: RemoteHost, board: Board) -> None:
+        """Remap the CPU's RAM, ROM and bus windows after each change to its address space's
+        flat view (board devices keep their places), as the bus's WatchTopology tells them."""
+        cpu = board.layout.cpu
+        try:
+            async with open_channel(self.server, credentials=self.credentials) as channel:
+                stub = bus_pb2_grpc.BusStub(channel)
+                topology = await stub.GetTopology(pb.GetTopologyRequest(), timeout=30)
+                space = next((s.id for s in topology.address_spaces
+                              if cpu.address_space in (s.id, s.name)), "")  # fmt: skip
+                changes = stub.WatchTopology(pb.WatchTopologyRequest(address_space=space))
+                async for _change in changes:  # the first, a snapshot: changes since _describe
+                    topology = await stub.GetTopology(
+                        pb.GetTopologyRequest(flat_views=True), timeout=30
+                    )
+                    try:
+                        lay = layout(cpu, topology, board.layout.board)
+                        backings = await self._backings_for(host, lay)
+                    except LayoutError as e:
+                        log.warning("the CPU cannot follow the new memory map; it keeps the one "
+                                    "it had", cpu=cpu.name, reason=str(e))  # fmt: skip
+                        continue
+                    board.remap(lay, backings)
+        except grpc.RpcError as e:
+            if self.board is not None and e.code() != grpc.StatusCode.CANCELLED:
+                log.warning("the CPU no longer follows the bus's memory map",
+                            cpu=cpu.name, reason=e.details() or e.code().name)  # fmt: skip
 
     async def _map(self, host: RemoteHost, region: str, lay: Layout) -> mmap.mmap:
         """The bytes of ``region``: the bus's own, when they are on this host; else a private

@@ -56,8 +56,12 @@ class Layout:
         return self.cpu.board_devices[role]
 
 
-def layout(cpu: pb.Cpu, topology: pb.Topology) -> Layout:
-    """The memory map of ``cpu`` in the topology's flat view of its address space."""
+def layout(
+    cpu: pb.Cpu, topology: pb.Topology, board: dict[str, tuple[int, int]] | None = None
+) -> Layout:
+    """The memory map of ``cpu`` in the topology's flat view of its address space. ``board``:
+    where the board devices are (a running CPU's, which keep their places when the topology
+    changes), instead of where the flat view shows them."""
     space = next((s for s in topology.address_spaces if s.id == cpu.address_space), None)
     if space is None:
         space = next((s for s in topology.address_spaces if s.name == cpu.address_space), None)
@@ -88,6 +92,8 @@ def layout(cpu: pb.Cpu, topology: pb.Topology) -> Layout:
             out.ram.append(RamRange(fr.start, size, fr.region, fr.offset, readonly))
             continue
         windows.append((fr.start, size))
+    if board is not None:
+        out.board = dict(board)
     missing = sorted(set(cpu.board_devices) - set(out.board))
     if missing:
         raise LayoutError(

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from mmiobus.affinity import process_pin
 from mmiobus.cpu.board import Board, build
-from mmiobus.cpu.layout import declared_regions, layout
+from mmiobus.cpu.layout import LayoutError, declared_regions, layout
 from mmiobus.cpu.remote_bus import Access, PipelinedBus, poll_max
 from mmiobus.cpu.results import CpuError, RunResult
 from mmiobus.devices.host import DmaRequest
@@ -26,6 +27,7 @@ from mmiobus.machine.cpus import CpuSpec
 from mmiobus.machine.regions import constraints
 from mmiobus.machine.schema import MmioSpec
 from mmiobus.memory.access import MEMTXATTRS_UNSPECIFIED, Endianness, MemoryRegionOps, MemTxAttrs
+from mmiobus.memory.listener import MemoryListener, MemoryRegionSection
 
 from .core import Initiator
 from .errors import Conflict
@@ -88,6 +90,27 @@ class LoopBus(PipelinedBus):
             submit(request, chain, answer)
 
 
+class FlatViewFollower(MemoryListener):
+    """Calls ``changed`` after each committed transaction that changed its address space's
+    flat view (a memory listener, as QEMU's CPUs have one on theirs)."""
+
+    def __init__(self, changed: Callable[[], None]) -> None:
+        self._changed = changed
+        self._dirty = False
+        self.armed = False  # off while registering: that replays the view as it is
+
+    def region_add(self, section: MemoryRegionSection) -> None:
+        self._dirty = True
+
+    def region_del(self, section: MemoryRegionSection) -> None:
+        self._dirty = True
+
+    def commit(self) -> None:
+        if self._dirty and self.armed:
+            self._changed()
+        self._dirty = False
+
+
 class InServerCpu:
     """One CPU running in the server (see the module docstring); it lists as a device."""
 
@@ -108,6 +131,8 @@ class InServerCpu:
         self._starter: asyncio.Task[None] | None = None
         self._waiting: dict[str, str] = {}  # region id -> device process to serve it
         self._unwatch: Any = None
+        self._follower: tuple[Any, FlatViewFollower] | None = None  # (address space, listener)
+        self._remap_due = False
         self._core: int | None = None  # the core the process is pinned to while it runs
         self._pinned = False
 
@@ -153,6 +178,7 @@ class InServerCpu:
         self.board = board
         self._bind(board)
         self._follow_irqs(board)
+        self._follow_flat_view(board, cpu)
         core.devices.cpus[self.name] = self
         self._waiting = declared_regions(cpu, topology)
         loop = asyncio.get_running_loop()
@@ -223,6 +249,37 @@ class InServerCpu:
         for line in irqs.select(sorted(wired)):
             board.set_line(line.name, line.level)
 
+    def _follow_flat_view(self, board: Board, cpu: Any) -> None:
+        """Remap the CPU's RAM, ROM and bus windows after each change to its address space's
+        flat view (once the transaction is done; board devices keep their places)."""
+        core, loop = self.core, asyncio.get_running_loop()
+
+        def remap() -> None:
+            self._remap_due = False
+            topology = topology_to_pb(core.machine, core.devices.served, flat_views=True)
+            try:
+                lay = layout(cpu, topology, board.layout.board)
+                backings = {
+                    region: core.sharing.share(core.machine.region(region), region).mapping
+                    for region in lay.regions_to_share
+                }
+            except (LayoutError, Conflict) as e:
+                log.warning("the CPU cannot follow the new memory map; it keeps the one it "
+                            "had", cpu=self.name, reason=str(e))  # fmt: skip
+                return
+            board.remap(lay, backings)
+
+        def changed() -> None:
+            if not self._remap_due:
+                self._remap_due = True
+                loop.call_soon(remap)
+
+        space = core.machine.address_space(self.spec.address_space)
+        follower = FlatViewFollower(changed)
+        space.register_listener(follower)
+        follower.armed = True
+        self._follower = (space, follower)
+
     def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         board = self.board
         assert board is not None
@@ -246,6 +303,12 @@ class InServerCpu:
         """Stop the engine and wait for its thread."""
         if self._unwatch is not None:
             self._unwatch()
+        if self._follower is not None:
+            space, follower = self._follower
+            self._follower = None
+            if follower in space.listeners:  # a deleted address space's listeners are gone
+                follower.armed = False
+                space.unregister_listener(follower)
         if self._starter is not None:
             self._starter.cancel()
         if self.board is not None:
