@@ -348,7 +348,8 @@ class CpuFrontend:
                         continue
                     board.remap(lay, backings)
         except grpc.RpcError as e:
-            if self.board is not None and e.code() != grpc.StatusCode.CANCELLED:
+            gone = (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)  # said elsewhere
+            if self.board is not None and e.code() not in gone:
                 log.warning("the CPU no longer follows the bus's memory map",
                             cpu=cpu.name, reason=e.details() or e.code().name)  # fmt: skip
 
