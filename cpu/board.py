@@ -91,6 +91,7 @@ def build(
         engine = Arm64Engine(clock, bus, count_instructions=count_instructions)
     else:
         raise LayoutError(f"no CPU engine for architecture {cpu.arch!r} (riscv64, aarch64)")
+    engine.name = cpu.name
     board = Board(engine, layout)
     if cpu.arch == "riscv64":
         _riscv_board(board, clock)

@@ -93,6 +93,7 @@ class CpuEngine:
     """
 
     pc_reg: int = -1
+    name = "cpu"  # the CPU's name in what the engine logs (``board.build`` gives the machine's)
     slice = 20_000  # instructions per emu_start: bounds the latency of stops and interrupts
 
     def __init__(
@@ -275,8 +276,8 @@ class CpuEngine:
         except (ValueError, UcError) as e:
             raise CpuError(f"the CPU cannot follow the bus's new memory map: {e}", self.pc) from e
         if gone or came:
-            log.info("the CPU follows the bus's new memory map", unmapped=_named(gone),
-                     mapped=_named(came))  # fmt: skip
+            log.info("the CPU follows the bus's new memory map", cpu=self.name,
+                     unmapped=_named(gone), mapped=_named(came))  # fmt: skip
 
     def ram_at(self, addr: int, size: int = 1) -> Ram | None:
         for ram in self.rams:
