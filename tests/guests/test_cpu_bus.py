@@ -14,6 +14,7 @@ from mmiobus.client import Bus
 from mmiobus.v1 import devices_pb2
 from support.devices import start_device
 from support.firmware import start_cpu
+from support.guest import RiscvGuest
 from support.raw_device import RawDevice
 from support.rvasm import Program, beq, jal, la, lbu, ld, li, ref, sb, sd, sw
 from support.servers import start_server
@@ -38,45 +39,13 @@ def _guest(store_then_load: bool) -> Program:
     return p
 
 
-class Cpu:
-    """riscv-virt with the guest on its CPU, in its own process or in the server; the UART is
-    left to the test."""
-
-    def __init__(self, tmp_path, program: Program, where: str) -> None:
-        image = tmp_path / "guest.bin"
-        image.write_bytes(program.to_bytes())
-        extra = ["--cpu", "cpu0", "--firmware", str(image)] if where == "server" else []
-        self.server = start_server("--machine", "riscv-virt", *extra)
-        self.process = None
-        if where == "process":
-            self.process = start_cpu(self.server.tcp, "--firmware", str(image), "--timeout", "60")
-
-    def log(self) -> str:
-        return self.process.log() if self.process is not None else self.server.log()
-
-    def summary(self) -> str:
-        """The run's summary once the guest powered off."""
-        if self.process is not None:
-            status, stdout, log = self.process.wait()
-            assert status == 0, log
-            return stdout
-        wait_for(lambda: "CPU stopped" in self.server.log(), 60, message=self.server.log)
-        return self.server.log()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.interrupt()
-            self.process.wait()
-        assert self.server.stop() == 0, self.server.log()
-
-
 @pytest.fixture(params=["process", "server"])
 def where(request) -> str:
     return request.param
 
 
 def test_cpu_waits_for_its_device_to_claim_then_store_and_load_travel_together(tmp_path, where):
-    cpu = Cpu(tmp_path, _guest(store_then_load=True), where)
+    cpu = RiscvGuest(tmp_path, _guest(store_then_load=True), where)
     try:
         with RawDevice(cpu.server.tcp) as uart:
             uart.hello("uart0")
@@ -100,7 +69,7 @@ def test_cpu_waits_for_its_device_to_claim_then_store_and_load_travel_together(t
 
 
 def test_a_store_reaches_the_device_though_the_guest_never_reads_again(tmp_path, where):
-    cpu = Cpu(tmp_path, _guest(store_then_load=False), where)
+    cpu = RiscvGuest(tmp_path, _guest(store_then_load=False), where)
     try:
         with RawDevice(cpu.server.tcp) as uart:
             uart.hello("uart0")

@@ -8,10 +8,9 @@ from __future__ import annotations
 import pytest
 from mmiobus.client import Bus
 from mmiobus.v1 import devices_pb2
-from support.firmware import start_cpu
+from support.guest import RiscvGuest
 from support.raw_device import RawDevice
 from support.rvasm import Program, beq, bne, jal, la, ld, li, ref, sd, sw
-from support.servers import start_server
 from support.wait import wait_for
 
 BASE = 0x80000000
@@ -24,8 +23,8 @@ FOLLOWED = "the CPU follows the bus's new memory map"
 
 
 def _guest() -> Program:
-    """Say it runs (1 at RESULT), spin until GO is set; then copy the 8 bytes at WATCH to RESULT until STOP is set, and
-    power off."""
+    """Say it runs (1 at RESULT) and spin until GO is set; then copy the 8 bytes at WATCH to
+    RESULT until STOP is set, and power off."""
     p = Program(BASE)
     p.labels.update(result=RESULT, go=GO, stop=STOP, watch=WATCH)
     p.emit(la("t0", "result"), li("t1", 1), sd("t1", "t0"), la("t0", "go"))
@@ -42,41 +41,9 @@ def _guest() -> Program:
     return p
 
 
-class Guest:
-    """riscv-virt running ``_guest`` on its CPU, in its own process or in the server; the
-    test plays the uart0 device process the machine declares (the CPU waits for it)."""
-
-    def __init__(self, tmp_path, where: str) -> None:
-        image = tmp_path / "guest.bin"
-        image.write_bytes(_guest().to_bytes())
-        in_server = ["--cpu", "cpu0", "--firmware", str(image)] if where == "server" else []
-        self.server = start_server("--machine", "riscv-virt", *in_server)
-        self.cpu = None
-        if where == "process":
-            self.cpu = start_cpu(self.server.tcp, "--firmware", str(image), "--timeout", "60")
-
-    def log(self) -> str:
-        return self.cpu.log() if self.cpu is not None else self.server.log()
-
-    def summary(self) -> str:
-        """The run's summary once the guest powered off."""
-        if self.cpu is not None:
-            status, stdout, log = self.cpu.wait()
-            assert status == 0, log
-            return stdout
-        wait_for(lambda: "CPU stopped" in self.server.log(), 30, message=self.server.log)
-        return self.server.log()
-
-    def stop(self) -> None:
-        if self.cpu is not None:
-            self.cpu.interrupt()
-            self.cpu.wait()
-        assert self.server.stop() == 0, self.server.log()
-
-
 @pytest.fixture(params=["process", "server"])
 def guest(request, tmp_path):
-    guest = Guest(tmp_path, request.param)
+    guest = RiscvGuest(tmp_path, _guest(), request.param)
     yield guest
     guest.stop()
 
