@@ -5,6 +5,7 @@ with an error that says so."""
 from __future__ import annotations
 
 import mmap
+import struct
 
 import pytest
 from mmiobus.cpu import CpuError, ExitReason
@@ -12,9 +13,11 @@ from mmiobus.cpu.engine import Mapping
 from mmiobus.cpu.standalone import standalone
 from mmiobus.machine import Machine
 from support.rvasm import Program, jal, la, ld, li, ref, sw
+from unicorn import arm64_const as A
 from unicorn import riscv_const as R
 
 WATCH = 0x9000_0000
+LDR_X0_X1, B_SELF = 0xF9400020, 0x14000000  # ldr x0, [x1]; b .
 
 
 def _board():
@@ -59,3 +62,16 @@ def test_a_map_that_overlaps_a_board_device_ends_the_run_and_says_so():
     engine.remap([*engine.memory_map, Mapping(clint, 0x1000, "clash", "ram", _page(0))])
     with pytest.raises(CpuError, match="cannot follow the bus's new memory map: clash at"):
         engine.run(timeout_seconds=10)
+
+
+def test_an_arm_guest_reads_ram_mapped_while_it_was_stopped():
+    board, _uart = standalone(Machine.builtin("arm-virt"))
+    engine = board.engine
+    start = 0x4008_0000  # in RAM
+    board.load(start, struct.pack("<2I", LDR_X0_X1, B_SELF), "program")
+    engine.uc.reg_write(A.UC_ARM64_REG_X1, WATCH)
+    engine.pc = start
+    engine.remap([*engine.memory_map, Mapping(WATCH, 0x1000, "watch", "ram", _page(0x5678))])
+    result = engine.run(until_pc=start + 4, timeout_seconds=10)
+    assert result.reason == ExitReason.REACHED
+    assert engine.uc.reg_read(A.UC_ARM64_REG_X0) == 0x5678
