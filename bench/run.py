@@ -18,6 +18,11 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(SUITES)}")
         return 2
+    from mmiobus.server.logs import configure
+
+    # What the suites run in this process (QEMU's launcher, say) says only what goes wrong:
+    # structlog's default would print its debug lines among the tables.
+    configure(level="warning")
     print(f"mmiobus benchmarks - Python {platform.python_version()} on {platform.machine()}")
     for name in chosen:
         t = time.perf_counter()
