@@ -128,7 +128,7 @@ class CpuEngine:
         self._fault: tuple[BaseException, int, int, bool, int] | None = None
         self._block_len: dict[int, int] = {}
         self._last_block: tuple[int, int, int] | None = None
-        self._keep: list[Any] = []  # callbacks Unicorn holds pointers to
+        self._keep: dict[int, list[Any]] = {}  # base -> the callbacks Unicorn holds for it
         self._memory: dict[tuple[int, int, str, str, int, int], Mapping] = {}
         self._next_memory: list[Mapping] | None = None  # a remap for the next slice boundary
         uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED | UC.UC_HOOK_MEM_PROT, self._on_unmapped)
@@ -229,7 +229,7 @@ class CpuEngine:
             except BaseException as exc:
                 self._note_fault(exc, base + off, sz, True)
 
-        map_mmio(self.uc, base, size, rd, wr, self._keep)
+        map_mmio(self.uc, base, size, rd, wr, self._keep.setdefault(base, []))
 
     def map_memory(self, mappings: Iterable[Mapping]) -> tuple[list[Mapping], list[Mapping]]:
         """Make the engine's RAM, ROM and bus windows what *mappings* say: those mapped
@@ -242,6 +242,7 @@ class CpuEngine:
                       key=lambda m: m.base)  # fmt: skip
         for m in gone:
             self.uc.mem_unmap(m.base, m.size)
+            self._keep.pop(m.base, None)  # Unicorn dropped its pointers to them
             self.regions.remove((m.base, m.size, m.name, m.kind))
             if m.kind != "bus":
                 self.rams = [r for r in self.rams if r.base != m.base]
