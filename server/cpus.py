@@ -28,6 +28,7 @@ from mmiobus.machine.regions import constraints
 from mmiobus.machine.schema import MmioSpec
 from mmiobus.memory.access import MEMTXATTRS_UNSPECIFIED, Endianness, MemoryRegionOps, MemTxAttrs
 from mmiobus.memory.listener import MemoryListener, MemoryRegionSection
+from mmiobus.v1 import bus_pb2 as pb
 
 from .core import Initiator
 from .errors import Conflict
@@ -249,7 +250,7 @@ class InServerCpu:
         for line in irqs.select(sorted(wired)):
             board.set_line(line.name, line.level)
 
-    def _follow_flat_view(self, board: Board, cpu: Any) -> None:
+    def _follow_flat_view(self, board: Board, cpu: pb.Cpu) -> None:
         """Remap the CPU's RAM, ROM and bus windows after each change to its address space's
         flat view (once the transaction is done; board devices keep their places)."""
         core, loop = self.core, asyncio.get_running_loop()
