@@ -19,9 +19,10 @@ from unicorn import riscv_const as R
 from .arm64 import Arm64Engine
 from .bus import Bus
 from .clock import VirtualClock
-from .engine import CpuEngine, Mapping
+from .engine import CpuEngine
 from .gic import GicCpuInterface, GicDistributor
 from .layout import Layout, LayoutError
+from .memory_map import Mapping
 from .riscv import RiscvEngine
 from .riscv_devices import Clint, Plic, SifiveTest
 

@@ -1,18 +1,13 @@
 """The machine: one Unicorn CPU, its memory map, and the run loop.
 
-Memory map (no overlaps; 4 KiB granularity):
-
-* RAM: host memory mapped with ``mem_map_ptr`` (see :mod:`.memory`); never a callback.
-* board devices (:meth:`CpuEngine.add_device`): in-process models called directly
-  from Unicorn's MMIO callbacks -- the timers and interrupt controllers that
-  firmware polls millions of times.
-* bus windows (:meth:`CpuEngine.add_bus_window`): every access is handed to the
-  pluggable :class:`~.bus.Bus` with its absolute guest-physical address.
-* anything else: an :class:`~.results.UnmappedAccess` error.
-
-RAM, ROM and bus windows follow the bus's flat view (:meth:`CpuEngine.remap`, from any
-thread): the new map takes effect between slices, as QEMU's CPUs take a new memory map
-between translation blocks. Board devices stay where they were mapped.
+Memory map (:mod:`.memory_map`): RAM and ROM are host memory; board devices
+(:meth:`CpuEngine.add_device`) are in-process models called directly from Unicorn's MMIO
+callbacks -- the timers and interrupt controllers that firmware polls millions of times; in
+bus windows (:meth:`CpuEngine.add_bus_window`) every access is handed to the pluggable
+:class:`~.bus.Bus` with its absolute guest-physical address; anything else is an
+:class:`~.results.UnmappedAccess` error. RAM, ROM and bus windows follow the bus's flat view
+(:meth:`CpuEngine.remap`, from any thread): the new map takes effect between slices, as QEMU's
+CPUs take a new memory map between translation blocks.
 
 Run loop (:meth:`CpuEngine.run`): the engine runs in *slices*: ``emu_start``
 with ``count=slice``, which Unicorn ends cleanly before an instruction. A
@@ -34,7 +29,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -43,8 +37,8 @@ from unicorn import unicorn_const as UC
 
 from .bus import Bus, BusFault, Device, DeviceBus
 from .clock import VirtualClock
-from .memory import Ram, page_aligned
-from .mmio import map_mmio
+from .memory import Ram
+from .memory_map import Mapping, MemoryMap
 from .results import BusAccessError, CpuError, ExitReason, RunResult, UnhandledTrap, UnmappedAccess
 
 log = structlog.get_logger("mmiobus.cpu")
@@ -58,28 +52,6 @@ _UNMAPPED_KIND = {
     UC.UC_MEM_WRITE_PROT: _ROM_WRITE,
     UC.UC_MEM_FETCH_PROT: "fetch (no-exec)",
 }
-
-
-@dataclass(frozen=True, eq=False)
-class Mapping:
-    """RAM, ROM (*backing* from *offset* on; see :meth:`CpuEngine.add_ram`) or a bus window
-    (*kind* ``"bus"``) at [base, base + size) in the engine's memory map."""
-
-    base: int
-    size: int
-    name: str
-    kind: str  # "ram", "rom" or "bus"
-    backing: Any = None
-    offset: int = 0
-
-    @property
-    def key(self) -> tuple[int, int, str, str, int, int]:
-        """Equal for mappings that map the same thing (the same bytes by identity)."""
-        return (self.base, self.size, self.name, self.kind, id(self.backing), self.offset)
-
-
-def _named(mappings: list[Mapping]) -> list[str]:
-    return [f"{m.kind} {m.name} {m.base:#x}-{m.base + m.size - 1:#x}" for m in mappings]
 
 
 class CpuEngine:
@@ -108,8 +80,7 @@ class CpuEngine:
             raise ValueError(f"idle must be skip, sleep or return, not {idle!r}")
         self.uc, self.clock, self.idle = uc, clock, idle
         self.bus: Bus = bus if bus is not None else DeviceBus()
-        self.rams: list[Ram] = []
-        self.regions: list[tuple[int, int, str, str]] = []  # (base, size, name, kind)
+        self.memory = MemoryMap(uc)
         self.accesses: Counter = Counter()
         self.traps: Counter = Counter()
         self.count_instructions = count_instructions
@@ -128,54 +99,21 @@ class CpuEngine:
         self._fault: tuple[BaseException, int, int, bool, int] | None = None
         self._block_len: dict[int, int] = {}
         self._last_block: tuple[int, int, int] | None = None
-        self._keep: dict[int, list[Any]] = {}  # base -> the callbacks Unicorn holds for it
-        self._memory: dict[tuple[int, int, str, str, int, int], Mapping] = {}
         self._next_memory: list[Mapping] | None = None  # a remap for the next slice boundary
         uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED | UC.UC_HOOK_MEM_PROT, self._on_unmapped)
         if count_instructions:
             uc.hook_add(UC.UC_HOOK_BLOCK, self._on_block)
 
     # ---- memory map -------------------------------------------------------------
-    def _claim(self, base: int, size: int, name: str, kind: str) -> None:
-        if not (page_aligned(base) and page_aligned(size)):
-            raise ValueError(f"{name}: {base:#x}+{size:#x} is not 4 KiB aligned")
-        for b, s, n, _ in self.regions:
-            if base < b + s and b < base + size:
-                raise ValueError(f"{name} at {base:#x}+{size:#x} overlaps {n} at {b:#x}+{s:#x}")
-        self.regions.append((base, size, name, kind))
-        self.regions.sort()
-
-    def add_ram(
-        self,
-        base: int,
-        size: int,
-        name: str = "ram",
-        backing: Any = None,
-        perms: int = UC.UC_PROT_ALL,
-        offset: int = 0,
-    ) -> Ram:
-        """Map host memory at *base* (see :meth:`.memory.Ram.allocate` for *backing* and
-        *offset*). Without ``UC_PROT_WRITE`` in *perms* the range is ROM: the guest's stores
-        to it are discarded, as QEMU's TCG discards them."""
-        ram = Ram.allocate(base, size, name, backing, offset)
-        self._claim(base, size, name, "ram" if perms & UC.UC_PROT_WRITE else "rom")
-        self.uc.mem_map_ptr(base, size, perms, ram.host_address)
-        self.rams.append(ram)
-        return ram
-
-    def add_rom(
-        self, base: int, size: int, name: str = "rom", backing: Any = None, offset: int = 0
-    ) -> Ram:
-        """``add_ram`` read-only (and executable)."""
-        return self.add_ram(base, size, name, backing, UC.UC_PROT_READ | UC.UC_PROT_EXEC,
-                            offset)  # fmt: skip
+    def add_ram(self, base: int, size: int, name: str = "ram", backing: Any = None) -> Ram:
+        """Map host memory at *base* (see :meth:`.memory_map.MemoryMap.add_ram`)."""
+        return self.memory.add_ram(base, size, name, backing)
 
     def add_device(self, base: int, size: int, device: Device, name: str) -> Device:
         """Serve [base, base + size) with a local *device* (``read(offset, size)``,
         ``write(offset, size, value)``, offsets from *base*), called directly
         from the engine. Unicorn splits 8-byte accesses into two 4-byte ones
         (low half first)."""
-        self._claim(base, size, name, "device")
         lock, push = self.board_lock, self._push
 
         def read(offset: int, size: int) -> int:
@@ -188,7 +126,7 @@ class CpuEngine:
             with lock:
                 device.write(offset, size, value)
 
-        self._map(base, size, name, 0, read, write)
+        self._map(base, size, name, "device", 0, read, write)
         return device
 
     def _push(self) -> None:
@@ -200,14 +138,14 @@ class CpuEngine:
     def add_bus_window(self, base: int, size: int, name: str = "bus") -> None:
         """Forward every access in [base, base + size) to ``self.bus`` with its
         absolute address (8-byte accesses arrive as two 4-byte ones)."""
-        self._claim(base, size, name, "bus")
-        self._map(base, size, name, base, self.bus.read, self.bus.write)
+        self._map(base, size, name, "bus", base, self.bus.read, self.bus.write)
 
     def _map(
         self,
         base: int,
         size: int,
         name: str,
+        kind: str,
         rebase: int,
         read: Callable[[int, int], int],
         write: Callable[[int, int, int], None],
@@ -229,38 +167,17 @@ class CpuEngine:
             except BaseException as exc:
                 self._note_fault(exc, base + off, sz, True)
 
-        map_mmio(self.uc, base, size, rd, wr, self._keep.setdefault(base, []))
+        self.memory.add_callbacks(base, size, name, kind, rd, wr)
 
     def map_memory(self, mappings: Iterable[Mapping]) -> tuple[list[Mapping], list[Mapping]]:
-        """Make the engine's RAM, ROM and bus windows what *mappings* say: those mapped
-        already stay as they are, the others go (before a run, or on the engine's thread;
-        see :meth:`remap`). Returns (unmapped, mapped). ``ValueError`` where one overlaps
-        what stays mapped."""
-        new = {m.key: m for m in mappings}
-        gone = [m for key, m in self._memory.items() if key not in new]
-        came = sorted((m for key, m in new.items() if key not in self._memory),
-                      key=lambda m: m.base)  # fmt: skip
-        for m in gone:
-            self.uc.mem_unmap(m.base, m.size)
-            self._keep.pop(m.base, None)  # Unicorn dropped its pointers to them
-            self.regions.remove((m.base, m.size, m.name, m.kind))
-            if m.kind != "bus":
-                self.rams = [r for r in self.rams if r.base != m.base]
-            del self._memory[m.key]
-        for m in came:
-            if m.kind == "bus":
-                self.add_bus_window(m.base, m.size, m.name)
-            elif m.kind == "rom":
-                self.add_rom(m.base, m.size, m.name, m.backing, m.offset)
-            else:
-                self.add_ram(m.base, m.size, m.name, m.backing, offset=m.offset)
-            self._memory[m.key] = m
-        return gone, came
+        """Make the engine's RAM, ROM and bus windows what *mappings* say (before a run, or
+        on the engine's thread; see :meth:`remap` and :meth:`.memory_map.MemoryMap.take`)."""
+        return self.memory.take(mappings, self.add_bus_window)
 
     @property
     def memory_map(self) -> list[Mapping]:
         """The RAM, ROM and bus windows mapped now, by address."""
-        return sorted(self._memory.values(), key=lambda m: m.base)
+        return self.memory.taken
 
     def remap(self, mappings: Iterable[Mapping]) -> None:
         """:meth:`map_memory` at the next slice boundary (any thread): the bus's flat view
@@ -278,13 +195,10 @@ class CpuEngine:
             raise CpuError(f"the CPU cannot follow the bus's new memory map: {e}", self.pc) from e
         if gone or came:
             log.info("the CPU follows the bus's new memory map", cpu=self.name,
-                     unmapped=_named(gone), mapped=_named(came))  # fmt: skip
+                     unmapped=[str(m) for m in gone], mapped=[str(m) for m in came])  # fmt: skip
 
     def ram_at(self, addr: int, size: int = 1) -> Ram | None:
-        for ram in self.rams:
-            if ram.contains(addr, size):
-                return ram
-        return None
+        return self.memory.ram_at(addr, size)
 
     def load(self, addr: int, data: bytes) -> None:
         """Copy *data* into RAM at guest address *addr*."""
@@ -481,7 +395,7 @@ class CpuEngine:
         if (
             self._unmapped is not None
             and self._unmapped[0] == _ROM_WRITE
-            and self._in_rom(self._unmapped[1])
+            and self.memory.in_rom(self._unmapped[1])
         ):
             # A store to ROM: QEMU's TCG discards it; so do we (the store does nothing).
             self.accesses["rom writes discarded"] += 1
@@ -521,9 +435,6 @@ class CpuEngine:
 
     def _service(self) -> None:
         """Deliver pending, enabled interrupts (the engine is stopped)."""
-
-    def _in_rom(self, addr: int) -> bool:
-        return any(b <= addr < b + s and kind == "rom" for b, s, _n, kind in self.regions)
 
     def instruction_length(self, pc: int) -> int:
         """The length of the instruction at *pc* (to step over a discarded store)."""

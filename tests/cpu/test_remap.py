@@ -9,7 +9,7 @@ import struct
 
 import pytest
 from mmiobus.cpu import CpuError, ExitReason
-from mmiobus.cpu.engine import Mapping
+from mmiobus.cpu.memory_map import Mapping
 from mmiobus.cpu.standalone import standalone
 from mmiobus.machine import Machine
 from support.rvasm import Program, jal, la, ld, li, ref, sw
