@@ -41,7 +41,7 @@ from mmiobus.v1 import bus_pb2_grpc, devices_pb2_grpc
 from mmiobus.v1 import devices_pb2 as dpb
 
 from .board import Board, build
-from .layout import Layout, LayoutError, declared_regions, layout
+from .layout import Layout, LayoutError, address_space, declared_regions, layout
 from .remote_bus import SessionBus, poll_max
 from .results import CpuError, RunResult
 
@@ -332,8 +332,7 @@ class CpuFrontend:
             async with open_channel(self.server, credentials=self.credentials) as channel:
                 stub = bus_pb2_grpc.BusStub(channel)
                 topology = await stub.GetTopology(pb.GetTopologyRequest(), timeout=30)
-                space = next((s.id for s in topology.address_spaces
-                              if cpu.address_space in (s.id, s.name)), "")  # fmt: skip
+                space = address_space(cpu, topology).id
                 changes = stub.WatchTopology(pb.WatchTopologyRequest(address_space=space))
                 async for _change in changes:  # the first, a snapshot: changes since _describe
                     topology = await stub.GetTopology(
@@ -347,6 +346,9 @@ class CpuFrontend:
                                     "it had", cpu=cpu.name, reason=str(e))  # fmt: skip
                         continue
                     board.remap(lay, backings)
+        except LayoutError as e:  # its address space was deleted
+            log.warning("the CPU no longer follows the bus's memory map", cpu=cpu.name,
+                        reason=str(e))  # fmt: skip
         except grpc.RpcError as e:
             gone = (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)  # said elsewhere
             if self.board is not None and e.code() not in gone:

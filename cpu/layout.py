@@ -56,17 +56,23 @@ class Layout:
         return self.cpu.board_devices[role]
 
 
+def address_space(cpu: pb.Cpu, topology: pb.Topology) -> pb.AddressSpace:
+    """The address space ``cpu`` runs in (named by id, or else by name)."""
+    space = next((s for s in topology.address_spaces if s.id == cpu.address_space), None)
+    if space is None:
+        space = next((s for s in topology.address_spaces if s.name == cpu.address_space), None)
+    if space is None:
+        raise LayoutError(f"the bus has no address space {cpu.address_space!r}")
+    return space
+
+
 def layout(
     cpu: pb.Cpu, topology: pb.Topology, board: dict[str, tuple[int, int]] | None = None
 ) -> Layout:
     """The memory map of ``cpu`` in the topology's flat view of its address space. ``board``:
     where the board devices are (a running CPU's, which keep their places when the topology
     changes), instead of where the flat view shows them."""
-    space = next((s for s in topology.address_spaces if s.id == cpu.address_space), None)
-    if space is None:
-        space = next((s for s in topology.address_spaces if s.name == cpu.address_space), None)
-    if space is None:
-        raise LayoutError(f"the bus has no address space {cpu.address_space!r}")
+    space = address_space(cpu, topology)
     kinds = {r.id: r for r in topology.regions}
     roles = {region: role for role, region in cpu.board_devices.items()}
     out = Layout(cpu)
