@@ -65,12 +65,17 @@ class FutureRead:
             yield from self.future.__await__()
         except Exception:  # answered() logs it and counts the read as failed
             pass
+        return self.result()
+
+    def result(self) -> ReadResult:
+        """The read's result, once the device answered."""
         return _as_read_result(self.pending.answered(self.future))
 
-    def then(self, callback: Callable[[ReadResult], None]) -> None:
-        """Call ``callback`` with the read's result once the device answers (on the loop)."""
-        answered = self.pending.answered
-        self.future.add_done_callback(lambda f: callback(_as_read_result(answered(f))))
+    def then(self, callback: Callable[[FutureRead], None]) -> None:
+        """Call ``callback`` with this read once the device answers (on the loop); its
+        ``result()`` is the read's (worked out only if asked for: a task may have taken the
+        read over and awaited it meanwhile)."""
+        self.future.add_done_callback(lambda _f: callback(self))
 
     def close(self) -> None:
         """Nothing to close (as ``close`` on the coroutine ``dispatch_read`` may return)."""

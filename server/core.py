@@ -183,7 +183,7 @@ class BusCore:
         """Wait for a started access; (bytes read or b"", result)."""
         return self._complete(pending, await pending.awaitable, waited=True)
 
-    def then(self, pending: Pending, callback: Callable[[Any], None]) -> bool:
+    def then(self, pending: Pending, callback: Callable[[FutureRead], None]) -> bool:
         """Have ``callback`` called (on the loop) once the access completes, without a task,
         with what to pass to ``completed``: True when it waits for one future (a register of a
         device process); else False, and it must be awaited with ``finish``."""
@@ -193,9 +193,9 @@ class BusCore:
         awaitable.then(callback)
         return True
 
-    def completed(self, pending: Pending, out: Any) -> tuple[bytes, MemTxResult]:
+    def completed(self, pending: Pending, out: FutureRead) -> tuple[bytes, MemTxResult]:
         """What ``finish`` returns, from what ``then``'s callback got."""
-        return self._complete(pending, out, waited=True)
+        return self._complete(pending, out.result(), waited=True)
 
     async def initiate(
         self, who: Initiator, request: DmaRequest, chain: frozenset[int]

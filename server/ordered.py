@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable
-from typing import Any
 
 from mmiobus.devices.host import DmaRequest
 from mmiobus.memory.access import MemTxResult
+from mmiobus.memory.addrspace import FutureRead
 
 from .core import BusCore, Initiator, Pending
 from .errors import LimitExceeded
@@ -78,7 +78,7 @@ class OrderedAccesses:
         else:
             asyncio.get_running_loop().create_task(self._run(first))
 
-    def _answered(self, first: tuple[Pending, Answer], out: Any) -> None:
+    def _answered(self, first: tuple[Pending, Answer], out: FutureRead) -> None:
         """The access waited for by callback completed (unless a task took it over)."""
         if self._called_back is not first:
             return
